@@ -12,6 +12,19 @@
 # memoryview, ...).  It is read without copying.  Every length is checked in
 # the implementation; any malformed or too-short input, and any failed
 # authentication, raises CryptoError and never reads past a buffer.
+#
+# Errors, the same in both implementations (CryptoError messages included):
+#   CryptoError: a value is wrong: a length, an offset, an int out of range
+#     (packet numbers are 0 <= pn < 2**62, largest_pn is -1 <= n < 2**62), an
+#     unsupported cipher suite, a buffer that is not contiguous, an `out`
+#     buffer that is read-only or too small, or failed authentication.
+#   TypeError: an argument of the wrong kind: not a buffer, not an int, a batch
+#     item that is not a 3-tuple, a missing or unknown argument.
+# Every argument may also be passed by keyword.
+#
+# Threads: objects may be shared between threads.  Only PacketProtection's
+# batch calls release the GIL (in the C implementation), holding a per-object
+# lock meanwhile; the other calls are serialised by the GIL.
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -22,7 +35,9 @@ AES_256_GCM: int  # 0x1302
 CHACHA20_POLY1305: int  # 0x1303
 TAG_LENGTH: int  # 16
 SAMPLE_LENGTH: int  # 16
+IV_LENGTH: int  # 12 (added)
 IMPLEMENTATION: str  # "c" or "python"
+OPENSSL_VERSION: str  # the libcrypto behind this implementation, e.g. "OpenSSL 3.0.19 27 Jan 2026" (added)
 
 class CryptoError(ValueError): ...
 
@@ -41,7 +56,9 @@ class AEAD:
     def seal_into(
         self, out: Buffer, offset: int, packet_number: int, associated_data: Buffer, plaintext: Buffer
     ) -> int:
-        """Write ciphertext||tag into writable `out` at `offset`; returns bytes written."""
+        """Write ciphertext||tag into writable `out` at `offset`; returns bytes written.
+        The inputs may alias `out`: sealing in place (plaintext already at `offset`)
+        and any other overlap give the same bytes as seal()."""
     def open(self, packet_number: int, associated_data: Buffer, ciphertext: Buffer) -> bytes:
         """Plaintext; CryptoError if the input is shorter than a tag or does not authenticate."""
 
@@ -78,7 +95,9 @@ class PacketProtection:
     def protect_into(
         self, out: Buffer, offset: int, header: Buffer, payload: Buffer, packet_number: int
     ) -> int:
-        """The same, written into writable `out` at `offset`; returns bytes written."""
+        """The same, written into writable `out` at `offset`; returns bytes written.
+        The inputs may alias `out`: protecting in place (header at `offset`, payload
+        right after it) and any other overlap give the same bytes as protect()."""
     def protect_batch(self, packets: Sequence[tuple[Buffer, Buffer, int]]) -> bytes:
         """Protect many (header, payload, packet_number) packets that share these keys,
         in one call; returns the protected packets back to back (for one GSO write)."""
@@ -94,7 +113,13 @@ class PacketProtection:
         (a GRO buffer, or the coalesced packets of one datagram), in one call.
         Each result is as for unprotect, or None where that packet failed
         (header too short, or authentication failed: the caller may retry it
-        with the next key phase).  largest_pn advances as packets open."""
+        with the next key phase).  largest_pn advances as packets open.
+        A segment reaching outside `buffer`, or a pn_offset below 1, raises
+        CryptoError for the whole call (a caller's bug, not the peer's); a
+        pn_offset that leaves no room for the sample yields None."""
 
 def decode_packet_number(truncated: int, pn_length: int, largest_pn: int) -> int:
-    """RFC 9000 Appendix A.3."""
+    """RFC 9000 Appendix A.3.  pn_length is in bytes (1..4); largest_pn is -1 when
+    none was received.  The result is always below 2**62: where the RFC's
+    pseudocode would give 2**62 or more (only after largest_pn = 2**62 - 1), the
+    candidate one window lower is returned."""
