@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .config import Config, ExternalPsk, VerifyMode
+from .connection import TLSConnection
 from .engine import Engine
 from .enums import (
     AlertDescription,
@@ -39,6 +40,7 @@ from .key_schedule import (
     traffic_key_iv,
 )
 from .profile import QUIC, TCP, Profile
+from .record import RecordLayer
 from .tickets import AntiReplay, Ticket, TicketSealer, TicketStore
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "CIPHER_SUITES",
     "CipherSuite",
     "Config",
+    "TLSConnection",
+    "RecordLayer",
     "ContentType",
     "Direction",
     "EarlyDataRejected",
