@@ -75,7 +75,8 @@ if not os.environ.get("PYQUIC_NO_EXTENSION"):
     ext_modules.append(
         Extension(
             "pyquic._crypto",
-            sources=["pyquic/_crypto.c"],
+            sources=["pyquic/_crypto.c", "pyquic/_crypto_core.c"],
+            depends=["pyquic/_crypto_core.h"],
             libraries=["crypto"],
             define_macros=[("Py_LIMITED_API", "0x030B0000")],
             py_limited_api=True,

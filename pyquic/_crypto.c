@@ -5,7 +5,9 @@
  * protection (§5.3) for AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305, header
  * protection (§5.4) with an AES-ECB or ChaCha20 mask, both together
  * (PacketProtection, with batch calls for GSO/GRO buffers) and packet number
- * decoding (RFC 9000 Appendix A.3).  Key derivation lives in pyquic/crypto.py.
+ * decoding (RFC 9000 Appendix A.3).  This file is the Python face; the
+ * OpenSSL calls themselves are in _crypto_core.c (no Python there).  Key
+ * derivation lives in pyquic/crypto.py.
  * The API is pyquic/_crypto.pyi; pyquic/_crypto_py.py is the pure-Python twin
  * and must behave identically (tests/test_crypto_properties.py checks parity).
  *
@@ -32,22 +34,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#define IV_LENGTH 12
-#define TAG_LENGTH 16
-#define SAMPLE_LENGTH 16
-#define PN_MAX_LENGTH 4
-#define PN_LIMIT (1ULL << 62) /* RFC 9000 §12.3: packet numbers are below 2^62 */
+#include "_crypto_core.h"
+
 /* EVP takes int lengths: every input, and a packet with its tag, stays below INT_MAX. */
 #define MAX_LEN ((Py_ssize_t)INT_MAX - 64)
-
-typedef struct {
-    int suite;
-    const char *aead_name; /* OpenSSL 3 algorithm names, fetched at construction */
-    const char *hp_name;
-    int key_length;
-    long long confidentiality_limit; /* RFC 9001 §6.6 */
-    long long integrity_limit;
-} suite_info;
 
 static const suite_info SUITES[] = {
     {0x1301, "AES-128-GCM", "AES-128-ECB", 16, 1LL << 23, 1LL << 52},
@@ -179,147 +169,6 @@ static PyObject *new_bytes(Py_ssize_t n, unsigned char **data) {
     if (b != NULL)
         *data = (unsigned char *)PyBytes_AsString(b);
     return b;
-}
-
-/* RFC 9000 Appendix A.3, rearranged so that no unsigned value wraps.
- * largest_pn is -1 when nothing was received yet, so expected >= 0.  One case
- * the RFC's pseudocode leaves open: after largest_pn = 2^62 - 1 it returns
- * 2^62 | truncated; packet numbers stop at 2^62 - 1 (§12.3), so the window
- * below is the closest valid answer. */
-static uint64_t decode_pn(uint64_t truncated, int pn_nbits, long long largest_pn) {
-    uint64_t expected = (uint64_t)(largest_pn + 1);
-    uint64_t win = 1ULL << pn_nbits, hwin = win / 2;
-    uint64_t candidate = (expected & ~(win - 1)) | truncated;
-    if (candidate + hwin <= expected && candidate < PN_LIMIT - win)
-        return candidate + win;
-    if ((candidate > expected + hwin && candidate >= win) || candidate >= PN_LIMIT)
-        return candidate - win;
-    return candidate;
-}
-
-/* ---------------------------------------------------------------- AEAD core */
-
-typedef struct {
-    EVP_CIPHER_CTX *enc; /* cipher and key set once; per packet only the nonce */
-    EVP_CIPHER_CTX *dec;
-    unsigned char iv[IV_LENGTH];
-} aead_core;
-
-static int aead_init(aead_core *c, const suite_info *info, const unsigned char *key, const unsigned char *iv) {
-    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, info->aead_name, NULL);
-    int ok = cipher != NULL && (c->enc = EVP_CIPHER_CTX_new()) != NULL &&
-             (c->dec = EVP_CIPHER_CTX_new()) != NULL && EVP_CipherInit_ex(c->enc, cipher, NULL, key, NULL, 1) &&
-             EVP_CipherInit_ex(c->dec, cipher, NULL, key, NULL, 0);
-    EVP_CIPHER_free(cipher); /* the contexts keep their own reference */
-    memcpy(c->iv, iv, IV_LENGTH);
-    return ok;
-}
-
-static void aead_clear(aead_core *c) {
-    /* EVP_CIPHER_CTX_free cleanses the key schedules; the iv is our only copy. */
-    EVP_CIPHER_CTX_free(c->enc);
-    EVP_CIPHER_CTX_free(c->dec);
-    c->enc = c->dec = NULL;
-    OPENSSL_cleanse(c->iv, sizeof(c->iv));
-}
-
-/* RFC 9001 §5.3: the nonce is the iv XOR the packet number left-padded to 12 bytes. */
-static void make_nonce(const aead_core *c, uint64_t pn, unsigned char *nonce) {
-    memcpy(nonce, c->iv, IV_LENGTH);
-    for (int i = 0; i < 8; i++)
-        nonce[IV_LENGTH - 1 - i] ^= (unsigned char)(pn >> (8 * i));
-}
-
-/* out receives inlen + TAG_LENGTH bytes.  `in` may equal `out` exactly (EVP
- * supports that); callers make sure nothing else overlaps the bytes written. */
-static int aead_seal_raw(aead_core *c, uint64_t pn, const unsigned char *aad, Py_ssize_t aadlen,
-                         const unsigned char *in, Py_ssize_t inlen, unsigned char *out) {
-    unsigned char nonce[IV_LENGTH];
-    int outl;
-    make_nonce(c, pn, nonce);
-    return EVP_CipherInit_ex(c->enc, NULL, NULL, NULL, nonce, 1) &&
-           (aadlen == 0 || EVP_CipherUpdate(c->enc, NULL, &outl, aad, (int)aadlen)) &&
-           (inlen == 0 || EVP_CipherUpdate(c->enc, out, &outl, in, (int)inlen)) &&
-           EVP_CipherFinal_ex(c->enc, out + inlen, &outl) && /* writes nothing for these AEADs */
-           EVP_CIPHER_CTX_ctrl(c->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + inlen) > 0;
-}
-
-/* inlen >= TAG_LENGTH (checked by callers); out receives inlen - TAG_LENGTH bytes.
- * 0 when the tag does not authenticate. */
-static int aead_open_raw(aead_core *c, uint64_t pn, const unsigned char *aad, Py_ssize_t aadlen,
-                         const unsigned char *in, Py_ssize_t inlen, unsigned char *out) {
-    unsigned char nonce[IV_LENGTH];
-    Py_ssize_t ctlen = inlen - TAG_LENGTH;
-    int outl;
-    make_nonce(c, pn, nonce);
-    return EVP_CipherInit_ex(c->dec, NULL, NULL, NULL, nonce, 0) &&
-           (aadlen == 0 || EVP_CipherUpdate(c->dec, NULL, &outl, aad, (int)aadlen)) &&
-           (ctlen == 0 || EVP_CipherUpdate(c->dec, out, &outl, in, (int)ctlen)) &&
-           EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, (void *)(in + ctlen)) > 0 &&
-           EVP_CipherFinal_ex(c->dec, out + ctlen, &outl) > 0;
-}
-
-/* -------------------------------------------------------------- header core */
-
-typedef struct {
-    EVP_CIPHER_CTX *ctx;
-    int chacha;
-} hp_core;
-
-static int hp_init(hp_core *h, const suite_info *info, const unsigned char *key) {
-    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, info->hp_name, NULL);
-    h->chacha = info->suite == 0x1303;
-    int ok = cipher != NULL && (h->ctx = EVP_CIPHER_CTX_new()) != NULL &&
-             EVP_EncryptInit_ex(h->ctx, cipher, NULL, key, NULL) && (h->chacha || EVP_CIPHER_CTX_set_padding(h->ctx, 0));
-    EVP_CIPHER_free(cipher);
-    return ok;
-}
-
-/* RFC 9001 §5.4.3 / §5.4.4: mask = AES-ECB(hp, sample), or ChaCha20 keyed with hp,
- * whose 16-byte IV is the sample itself (counter LE32 || nonce), over 5 zero bytes.
- * mask has room for 2 blocks because OpenSSL may assume a block of slack. */
-static int hp_mask(hp_core *h, const unsigned char *sample, unsigned char *mask) {
-    static const unsigned char zeros[5] = {0};
-    int outl;
-    if (h->chacha)
-        return EVP_EncryptInit_ex(h->ctx, NULL, NULL, NULL, sample) && EVP_EncryptUpdate(h->ctx, mask, &outl, zeros, 5);
-    return EVP_EncryptUpdate(h->ctx, mask, &outl, sample, SAMPLE_LENGTH) && outl == SAMPLE_LENGTH;
-}
-
-/* §5.4.1: long headers (0x80 set) mask the low 4 bits of the first byte, short ones 5. */
-static unsigned char first_byte_bits(unsigned char first) {
-    return (first & 0x80) ? 0x0f : 0x1f;
-}
-
-/* Protect in place.  pn_len comes from the *plain* first byte; pkt holds at least
- * pn_offset + 4 + SAMPLE_LENGTH bytes (checked by callers, §5.4.2). */
-static int hp_apply_raw(hp_core *h, unsigned char *pkt, Py_ssize_t pn_offset, int pn_len) {
-    unsigned char mask[2 * SAMPLE_LENGTH];
-    if (!hp_mask(h, pkt + pn_offset + PN_MAX_LENGTH, mask))
-        return 0;
-    pkt[0] ^= mask[0] & first_byte_bits(pkt[0]);
-    for (int i = 0; i < pn_len; i++)
-        pkt[pn_offset + i] ^= mask[1 + i];
-    return 1;
-}
-
-/* Removal, first half: the mask and the packet number length it reveals. */
-static int hp_peek(hp_core *h, const unsigned char *pkt, Py_ssize_t pn_offset, unsigned char *mask, int *pn_len) {
-    if (!hp_mask(h, pkt + pn_offset + PN_MAX_LENGTH, mask))
-        return 0;
-    *pn_len = ((pkt[0] ^ (mask[0] & first_byte_bits(pkt[0]))) & 0x03) + 1;
-    return 1;
-}
-
-/* Removal, second half: unmask a copy of the header (pn_offset + pn_len bytes). */
-static uint64_t hp_unmask(unsigned char *hdr, Py_ssize_t pn_offset, int pn_len, const unsigned char *mask) {
-    uint64_t truncated = 0;
-    hdr[0] ^= mask[0] & first_byte_bits(hdr[0]);
-    for (int i = 0; i < pn_len; i++) {
-        hdr[pn_offset + i] ^= mask[1 + i];
-        truncated = (truncated << 8) | hdr[pn_offset + i];
-    }
-    return truncated;
 }
 
 /* §5.4.2: the sample is 16 bytes from pn_offset + 4.  pn_offset >= 1 was parsed;
