@@ -9,6 +9,11 @@
 # (or the whole initial window) pass together, while a sender that keeps
 # sending is held to the rate once the bucket is empty (§7.7 allows bursts
 # no larger than the initial window).
+#
+# Optionally (burst_time > 0) the bucket grows with the rate to hold
+# burst_time seconds of sending, up to max_burst_packets: at high rates an
+# event loop cannot wake up every few microseconds, so a connection lets
+# out up to about a timer tick's worth (and one GSO write) at a time.
 from __future__ import annotations
 
 # RFC 9002 §7.7: N = 1.25 keeps pacing from limiting the window.
@@ -34,9 +39,13 @@ class Pacer:
         max_datagram_size: int = 1200,
         burst_packets: int = BURST_PACKETS,
         gain: float = PACING_GAIN,
+        burst_time: float = 0.0,
+        max_burst_packets: int | None = None,
     ) -> None:
         self.max_datagram_size = max_datagram_size
         self.burst_packets = burst_packets
+        self.burst_time = burst_time
+        self.max_burst_packets = max(burst_packets, max_burst_packets or burst_packets)
         self.gain = gain
         self.rate: float | None = None  # bytes per second
         self.capacity = float(burst_packets * max_datagram_size)
@@ -46,6 +55,11 @@ class Pacer:
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         """RFC 9002 §7.7: rate = N * congestion_window / smoothed_rtt."""
         self.rate = self.gain * congestion_window / max(smoothed_rtt, MIN_PACING_RTT)
+        if self.burst_time:
+            mds = self.max_datagram_size
+            self.capacity = float(
+                min(self.max_burst_packets * mds, max(self.burst_packets * mds, self.rate * self.burst_time))
+            )
 
     def _refill(self, now: float) -> None:
         if self._last_update is not None and self.rate is not None and now > self._last_update:
@@ -65,11 +79,11 @@ class Pacer:
 
     def burst_size(self, now: float) -> int:
         """How many full-sized datagrams may leave back to back right now
-        (0 before `next_send_time`, at most `burst_packets`)."""
+        (0 before `next_send_time`, at most what the bucket holds)."""
         if self.rate is None:
             return self.burst_packets
         self._refill(now)
-        return max(0, min(self.burst_packets, int(self.tokens // self.max_datagram_size)))
+        return max(0, min(self.max_burst_packets, int(self.tokens // self.max_datagram_size)))
 
     def on_sent(self, size: int, now: float) -> None:
         """Spend tokens for a datagram sent at `now` (the bucket may go into

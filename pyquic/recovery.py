@@ -74,6 +74,10 @@ class SentPacket:
     ecn: bool = False
 
 
+# Iterating an IntEnum is slow; the timers walk the spaces on every call.
+_SPACES = tuple(PacketNumberSpace)
+
+
 class RttEstimator:
     """RFC 9002 §5: latest, minimum and smoothed RTT and its variation."""
 
@@ -575,7 +579,7 @@ class LossRecovery:
     def _earliest_loss_time(self) -> tuple[float | None, PacketNumberSpace | None]:
         best: float | None = None
         best_space: PacketNumberSpace | None = None
-        for space in PacketNumberSpace:
+        for space in _SPACES:
             loss_time = self._spaces[space].loss_time
             if loss_time is not None and (best is None or loss_time < best):
                 best, best_space = loss_time, space
@@ -606,7 +610,7 @@ class LossRecovery:
             return self._timer_anchor + duration, space, True
         best: float | None = None
         best_space: PacketNumberSpace | None = None
-        for space in PacketNumberSpace:
+        for space in _SPACES:
             state = self._spaces[space]
             if state.ack_eliciting_in_flight == 0 or state.time_of_last_ack_eliciting is None:
                 continue

@@ -9,13 +9,13 @@
 #                   in and out (as frames.py tuples), round-robin choice of
 #                   the stream that sends next, discarding finished streams
 #                   and raising MAX_STREAMS for the peer (flow_control.py);
-#   the stream events (StreamDataReceived, StreamReset, StopSendingReceived).
+#   emitting the stream events (StreamDataReceived, StreamReset,
+#   StopSendingReceived), which are defined in events.py.
 # The sending part (SendStream) lives in send_stream.py.
 # Time comes in as an argument; nothing here does I/O.  Work is per range or
 # per chunk, never per byte.
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Optional, Union
 
@@ -35,6 +35,7 @@ from .frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
+from .events import StopSendingReceived, StreamDataReceived, StreamEvent, StreamReset  # noqa: F401 (re-exported)
 from .send_stream import SendState, SendStream  # noqa: F401 (re-exported)
 
 BytesLike = Union[bytes, bytearray, memoryview]
@@ -56,33 +57,7 @@ def stream_is_client_initiated(stream_id: int) -> bool:
     return not stream_id & 1
 
 
-# --- events --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamDataReceived:
-    stream_id: int
-    data: bytes
-    end_stream: bool
-
-
-@dataclass(frozen=True)
-class StreamReset:
-    """The peer reset its sending part (RESET_STREAM)."""
-
-    stream_id: int
-    error_code: int
-
-
-@dataclass(frozen=True)
-class StopSendingReceived:
-    """The peer asked us to stop sending; the stream was reset with its code."""
-
-    stream_id: int
-    error_code: int
-
-
-StreamEvent = Union[StreamDataReceived, StreamReset, StopSendingReceived]
+# --- events: defined in events.py (one events module), re-exported here ---------
 
 
 # --- the receiving part -------------------------------------------------------------
@@ -635,6 +610,56 @@ class StreamManager:
             queue[result.stream_id] = None
         return result
 
+    def next_stream_frames(self, max_frame_size: int, count: int) -> list:
+        """Up to ``count`` STREAM frames of at most ``max_frame_size`` bytes
+        each, for consecutive packets of a burst.  The first is what
+        next_stream_frame gives; when it was new data cut by the room, more
+        full frames of the same stream's new data follow (within flow
+        control), sliced from one read of its buffer.  Frames the caller
+        does not send go back through on_frame_lost."""
+        first = self.next_stream_frame(max_frame_size)
+        if first is None:
+            return []
+        if count <= 1 or first.fin:
+            return [first]
+        stream_id = first.stream_id
+        send = self.streams[stream_id].send
+        start = first.offset + len(first.data)
+        if send._retransmit or send.send_offset != start:
+            return [first]  # a retransmission, or not the newest data
+        base = 1 + varint_size(stream_id)
+        used = base + (varint_size(first.offset) if first.offset else 0) + varint_size(len(first.data)) + len(first.data)
+        if used < max_frame_size - 1:
+            return [first]  # the stream ran out (or hit a limit): no more now
+        limit = min(send.write_offset, send.credit.limit, start + self.send_data.available)
+        pieces = []
+        offset = start
+        for _ in range(count - 1):
+            if offset >= limit:
+                break
+            room = max_frame_size - base - varint_size(offset)
+            room -= varint_size(room)
+            n = min(room, limit - offset)
+            pieces.append((offset, n))
+            offset += n
+            if n < room:
+                break
+        if not pieces:
+            return [first]
+        total = offset - start
+        taken = send.get_frame(total, start + total)
+        if taken is None:  # pragma: no cover - the limits above allow it
+            return [first]
+        data, _, fin = taken
+        self.send_data.consume(total)
+        view = memoryview(data)
+        frames = [first]
+        last = len(pieces) - 1
+        for i, (piece_offset, n) in enumerate(pieces):
+            at = piece_offset - start
+            frames.append(Stream(stream_id, piece_offset, view[at : at + n], fin and i == last))
+        return frames
+
     def _note_blocked(self, stream_id: int, send: SendStream) -> None:
         """Flow control holds back new data of this stream: *_BLOCKED may be due (RFC 9000 §4.1)."""
         if send.has_unsent and self._usable(stream_id):
@@ -642,6 +667,18 @@ class StreamManager:
                 self._blocked_streams[stream_id] = None
             if not self.send_data.available:
                 self._connection_blocked = True
+
+    @property
+    def blocked_pending(self) -> bool:
+        """Cheap hint: a *_BLOCKED frame may be due (take_control_frames decides)."""
+        return bool(self._blocked_streams) or self._connection_blocked or any(
+            limit.blocked_due for limit in self.local_streams
+        )
+
+    @property
+    def has_queued(self) -> bool:
+        """Cheap hint: some stream is queued to send (data, FIN or retransmission)."""
+        return bool(self._send_queue)
 
     @property
     def wants_to_send(self) -> bool:

@@ -1,0 +1,214 @@
+# QuicConfiguration: everything one QUIC endpoint (client or server) is
+# configured with, named as aioquic names it where the meaning is the same,
+# and the tls.Config built from it (cached: one per configuration, shared by
+# every connection that uses it).  Owns, too, the named caps on every buffer
+# a peer can grow (CRYPTO reassembly per level, ACK ranges, connection IDs,
+# buffered undecryptable packets, pending control frames, stream chunks),
+# so a test or an operator finds them in one place.
+#
+# No I/O happens here except reading certificate/key/CA files when asked
+# (load_cert_chain, load_verify_locations); the wall clock the TLS engine
+# needs for certificate validity comes from `wall_clock` (the asyncio layer
+# passes time.time; the default reads the system clock through datetime).
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, TextIO
+
+import tls
+
+from .errors import UsageError
+from .versions import QUIC_V1, QUIC_V2, VERSIONS
+
+SMALLEST_MAX_DATAGRAM_SIZE = 1200  # RFC 9000 §14: the minimum every path carries
+
+
+def _system_wall_clock() -> float:
+    return _dt.datetime.now(_dt.timezone.utc).timestamp()
+
+
+@dataclass
+class QuicConfiguration:
+    """Configuration of a QUIC endpoint (one per role; shareable between connections)."""
+
+    is_client: bool = True
+    alpn_protocols: Optional[list[str]] = None
+    # -- identity and trust
+    certificate: Any = None  # server: leaf x509.Certificate (aioquic's name); see certificate_chain
+    certificate_chain: list = field(default_factory=list)  # intermediates (aioquic) or the whole chain
+    private_key: Any = None
+    cafile: Optional[str] = None
+    capath: Optional[str] = None
+    cadata: Optional[bytes] = None
+    verify_mode: Optional[int] = None  # ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED (None: role default)
+    server_name: Optional[str] = None
+    check_hostname: bool = True
+    # -- versions (RFC 9000 v1, RFC 9369 v2): the client starts with the first
+    supported_versions: list[int] = field(default_factory=lambda: [QUIC_V1, QUIC_V2])
+    original_version: Optional[int] = None  # client: the version of the first Initial
+    # -- transport
+    idle_timeout: float = 60.0  # seconds (max_idle_timeout)
+    max_data: int = 1048576  # initial_max_data
+    max_stream_data: int = 1048576  # initial_max_stream_data_*
+    max_data_window: Optional[int] = 16 * 1048576  # receive windows may grow (auto-tuning) up to these
+    max_stream_data_window: Optional[int] = 8 * 1048576
+    max_streams_bidi: int = 128
+    max_streams_uni: int = 128
+    max_datagram_frame_size: Optional[int] = None  # RFC 9221: None = DATAGRAM frames not accepted
+    max_datagram_size: int = SMALLEST_MAX_DATAGRAM_SIZE  # UDP payload we build (path MTU minus headers)
+    max_udp_payload_size: int = 65527  # what we accept (transport parameter)
+    ack_delay_exponent: int = 3
+    max_ack_delay: float = 0.025  # seconds
+    connection_id_length: int = 8
+    active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
+    congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
+    initial_rtt: float = 0.333  # RFC 9002 §6.2.2
+    pacing: bool = True
+    # Receive credit returns to the peer as data is delivered in events
+    # (True, aioquic's behaviour) or as the application calls consume().
+    auto_consume: bool = True
+    disable_active_migration: bool = True
+    # -- TLS
+    cipher_suites: Optional[Sequence[int]] = None
+    groups: Optional[Sequence[int]] = None
+    key_share_groups: Optional[Sequence[int]] = None
+    session_ticket: Any = None  # client: a tls.Ticket to resume
+    ticket_store: Any = None  # client: a tls.TicketStore (tickets received are added to it)
+    ticket_sealer: Any = None  # server: a tls.TicketSealer shared by connections
+    session_tickets: int = 1  # server: tickets sent after the handshake
+    max_early_data: int = 0  # server: 0 = no 0-RTT
+    wall_clock: Optional[Callable[[], float]] = None  # epoch seconds for certificates and tickets
+    # -- observability
+    qlog_dir: Optional[str] = None  # one JSON-SEQ file per connection (see pyquic/qlog.py)
+    quic_logger: Any = None  # or a sink object: start(odcid, vantage_point) -> writer
+    secrets_log_file: Optional[TextIO] = None  # NSS key log lines (SSLKEYLOGFILE)
+    # -- caps on what a peer can make us buffer (each violation has its error)
+    max_crypto_buffer: int = 65536  # CRYPTO bytes per level beyond the read offset (CRYPTO_BUFFER_EXCEEDED)
+    max_ack_ranges: int = 64  # ranges we track per space for our ACKs
+    max_ack_ranges_received: int = 1024  # ranges accepted in a peer's ACK (FRAME_ENCODING_ERROR)
+    max_undecryptable_packets: int = 10  # packets held until their keys arrive
+    max_pending_path_responses: int = 4  # PATH_RESPONSEs queued; older ones dropped
+    max_retire_frames_pending: int = 64  # RETIRE_CONNECTION_ID frames queued (beyond: PROTOCOL_VIOLATION)
+    max_datagrams_received: int = 256  # DATAGRAM frames queued as events before the app reads them
+    max_datagrams_pending: int = 256  # our DATAGRAM frames waiting to go out
+
+    def __post_init__(self) -> None:
+        for version in self.supported_versions:
+            if version not in VERSIONS:
+                raise UsageError(f"unsupported QUIC version 0x{version:08x}")
+        if not self.supported_versions:
+            raise UsageError("supported_versions is empty")
+        if self.max_datagram_size < SMALLEST_MAX_DATAGRAM_SIZE:
+            raise UsageError("max_datagram_size below 1200")
+        if not 4 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be 4..20 (the endpoint routes by it)")
+        if self.active_connection_id_limit < 2:
+            raise UsageError("active_connection_id_limit below 2")
+        self._tls_config: Optional[tls.Config] = None
+
+    # -- aioquic-style loaders -------------------------------------------------
+    def load_cert_chain(self, certfile: Any, keyfile: Any = None, password: Any = None) -> None:
+        """Load a PEM certificate chain (leaf first) and its private key
+        (from keyfile, or from certfile when it holds both)."""
+        from tls.certificates import load_certificate_chain, load_private_key
+
+        chain = load_certificate_chain(_read(certfile))
+        if not chain:
+            raise UsageError("no certificate in certfile")
+        key_source = _read(keyfile) if keyfile is not None else _read(certfile)
+        self.certificate = chain[0]
+        self.certificate_chain = chain[1:]
+        self.private_key = load_private_key(key_source, password)
+        self._tls_config = None
+
+    def load_verify_locations(self, cafile: Any = None, capath: Any = None, cadata: Any = None) -> None:
+        self.cafile = cafile if cafile is None else os.fspath(cafile)
+        self.capath = capath if capath is None else os.fspath(capath)
+        if cadata is not None:
+            self.cadata = cadata.encode("ascii") if isinstance(cadata, str) else bytes(cadata)
+        self._tls_config = None
+
+    # -- the TLS side ---------------------------------------------------------------
+    def clock(self) -> float:
+        return (self.wall_clock or _system_wall_clock)()
+
+    def tls_config(self) -> tls.Config:
+        """The tls.Config for this configuration (built once; later edits to the
+        TLS fields are picked up only after load_* calls or invalidate())."""
+        if self._tls_config is None:
+            self._tls_config = self._build_tls_config()
+        return self._tls_config
+
+    def invalidate(self) -> None:
+        self._tls_config = None
+
+    def _build_tls_config(self) -> tls.Config:
+        if not self.alpn_protocols:
+            raise UsageError("QUIC requires alpn_protocols (RFC 9001 §8.1)")
+        chain = None
+        if self.certificate is not None:
+            chain = [self.certificate, *self.certificate_chain]
+        elif self.certificate_chain:
+            chain = list(self.certificate_chain)
+        kwargs: dict[str, Any] = dict(
+            certificate_chain=chain,
+            private_key=self.private_key if chain else None,
+            cafile=self.cafile,
+            capath=self.capath,
+            cadata=self.cadata,
+            verify_mode=self.verify_mode,
+            server_name=self.server_name if self.is_client else None,
+            check_hostname=self.check_hostname,
+            alpn_protocols=tuple(self.alpn_protocols),
+            session_tickets=self.session_tickets,
+            max_early_data=self.max_early_data,
+            ticket_sealer=self.ticket_sealer,
+            max_handshake_buffer=max(self.max_crypto_buffer, 1024),
+            clock=self.clock,
+        )
+        if self.cipher_suites is not None:
+            kwargs["cipher_suites"] = tuple(self.cipher_suites)
+        if self.groups is not None:
+            kwargs["groups"] = tuple(self.groups)
+        if self.key_share_groups is not None:
+            kwargs["key_share_groups"] = tuple(self.key_share_groups)
+        if self.is_client:
+            # A store makes the client offer PSK modes, so servers send tickets
+            # (to the session_ticket_handler).  Only an explicit ticket_store
+            # reuses them by itself; otherwise just `session_ticket`, once.
+            if self.ticket_store is not None:
+                store = self.ticket_store
+                if self.session_ticket is not None:
+                    store.add(self.session_ticket)
+            else:
+                store = _SessionTicketStore(self.session_ticket)
+            kwargs["ticket_store"] = store
+        try:
+            return tls.Config(**kwargs)
+        except tls.UsageError as exc:
+            raise UsageError(str(exc)) from None
+
+
+class _SessionTicketStore(tls.TicketStore):
+    """The configured session_ticket (used once); received tickets are not kept."""
+
+    def __init__(self, ticket: Any = None) -> None:
+        super().__init__()
+        if ticket is not None:
+            super().add(ticket)
+
+    def add(self, ticket: Any) -> None:
+        pass
+
+
+def _read(source: Any) -> Any:
+    """Paths are read here (tls loaders take bytes as data, str as a path)."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    with open(os.fspath(source), "rb") as f:
+        return f.read()
+
+
+__all__ = ["QuicConfiguration", "SMALLEST_MAX_DATAGRAM_SIZE", "QUIC_V1", "QUIC_V2"]

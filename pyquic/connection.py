@@ -1,0 +1,1223 @@
+# QuicConnection: one QUIC connection, sans-I/O (RFC 9000, 9001, 9002; QUIC v2
+# RFC 9369).  This module orchestrates and dispatches; the work lives in
+#   spaces.py (packet number spaces, key phases), packet_builder.py (what
+#   goes into datagrams, sent-packet records), recovery.py (loss detection,
+#   congestion), ack.py (ACK generation), streams.py (streams, flow
+#   control), connection_ids.py (CIDs, reset tokens), transport_params.py,
+#   packet.py / frames.py (codecs), tls/ (the handshake), qlog.py.
+# It owns: the connection's life cycle (handshake, confirmation, key
+# discarding, closing, draining, idle timeout), receiving datagrams (the
+# short-header fast path and the general path over coalesced packets),
+# feeding CRYPTO data to the TLS engine and applying its events, version
+# negotiation and Retry on the client, transport parameter validation
+# (§7.3, §7.4), anti-amplification accounting, timers, and the
+# application's API (aioquic's names: connect, receive_datagram,
+# datagrams_to_send, get_timer, handle_timer, next_event, stream calls).
+#
+# Errors: a peer violation raises TransportError inside the receive path; it
+# becomes CONNECTION_CLOSE with its code.  A datagram that fails to decrypt
+# is dropped and counted.  Any other exception inside receive_datagram or
+# handle_timer is a bug: it is logged and closes with INTERNAL_ERROR, or is
+# re-raised when RAISE_INTERNAL_ERRORS is set (the tests set it).
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from enum import IntEnum
+from typing import Any, Callable, Optional
+
+import tls
+
+from . import events
+from .config import QuicConfiguration
+from .connection_ids import LocalConnectionIds, PeerConnectionIds
+from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
+from .errors import ErrorCode, TransportError, UsageError
+from .frames import (
+    Ack,
+    ConnectionClose,
+    Crypto,
+    Datagram,
+    HandshakeDone,
+    NewConnectionId,
+    NewToken,
+    Padding,
+    PathChallenge,
+    PathResponse,
+    Ping,
+    RetireConnectionId,
+    Stream,
+    parse_frames,
+)
+from .packet import (
+    LONG_RESERVED_BITS,
+    SHORT_RESERVED_BITS,
+    PacketType,
+    PartialHeader,
+    check_reserved_bits,
+    split_datagram,
+)
+from .packet_builder import GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
+from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
+from .spaces import KeyPhases, Space
+from .streams import HANDLED_FRAME_TYPES, StreamManager
+from .transport_params import QuicTransportParameters, VersionInformation
+
+logger = logging.getLogger("pyquic.connection")
+
+# Tests set this (or PYQUIC_RAISE_INTERNAL=1) so a bug shows its traceback
+# instead of an INTERNAL_ERROR close.
+RAISE_INTERNAL_ERRORS = os.environ.get("PYQUIC_RAISE_INTERNAL", "") not in ("", "0")
+
+INITIAL = PacketNumberSpace.INITIAL
+HANDSHAKE = PacketNumberSpace.HANDSHAKE
+APPLICATION = PacketNumberSpace.APPLICATION
+LEVEL_SPACE = {
+    tls.Level.INITIAL: INITIAL,
+    tls.Level.HANDSHAKE: HANDSHAKE,
+    tls.Level.APPLICATION: APPLICATION,
+    tls.Level.EARLY_DATA: APPLICATION,
+}
+SPACE_LEVEL = {INITIAL: tls.Level.INITIAL, HANDSHAKE: tls.Level.HANDSHAKE, APPLICATION: tls.Level.APPLICATION}
+PACKET_SPACE = {
+    PacketType.INITIAL: INITIAL,
+    PacketType.HANDSHAKE: HANDSHAKE,
+    PacketType.ZERO_RTT: APPLICATION,
+    PacketType.ONE_RTT: APPLICATION,
+}
+CLIENT_INITIAL_DCID_LENGTH = 8  # RFC 9000 §7.2: at least 8 bytes
+PACING_QUANTUM = 0.001  # seconds of sending a pacing wake-up waits for (kGranularity)
+
+
+def _frame_name(kind: type) -> str:
+    """qlog's name of a frame class: MaxStreamData -> max_stream_data."""
+    name = _FRAME_NAMES.get(kind)
+    if name is None:
+        name = _FRAME_NAMES[kind] = "".join("_" + ch.lower() if ch.isupper() else ch for ch in kind.__name__).lstrip("_")
+    return name
+
+
+_FRAME_NAMES: dict = {}
+
+
+class QuicConnectionState(IntEnum):
+    FIRSTFLIGHT = 0
+    CONNECTED = 1
+    CLOSING = 2
+    DRAINING = 3
+    TERMINATED = 4
+
+
+class QuicConnectionStats:
+    """Counters; dropped datagrams and failed decryptions are never raised."""
+
+    __slots__ = (
+        "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "packets_sent",
+        "packets_received", "packets_dropped", "decryption_failures", "packets_lost", "duplicates",
+        "frames_sent", "frames_received",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+        # Control frames by qlog name (STREAM, ACK, PADDING, CRYPTO are not counted).
+        self.frames_sent: dict[str, int] = {}
+        self.frames_received: dict[str, int] = {}
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class QuicConnection:
+    """A QUIC connection: see the module header."""
+
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        original_destination_connection_id: Optional[bytes] = None,
+        retry_source_connection_id: Optional[bytes] = None,
+        session_ticket_handler: Optional[Callable[[Any], None]] = None,
+        stateless_reset_key: Optional[bytes] = None,
+        entropy: Optional[Callable[[int], bytes]] = None,
+    ) -> None:
+        config = configuration
+        if not config.alpn_protocols:
+            raise UsageError("QUIC requires alpn_protocols (RFC 9001 §8.1)")
+        self._configuration = config
+        self.is_client = bool(config.is_client)
+        self._entropy = entropy or os.urandom
+        self._session_ticket_handler = session_ticket_handler
+        self._events: deque = deque()
+        self._state = QuicConnectionState.FIRSTFLIGHT
+        self._stats = QuicConnectionStats()
+        self._local_cids = LocalConnectionIds(
+            config.connection_id_length, stateless_reset_key or self._entropy(32), self._entropy
+        )
+        self._local_cids.events.clear()  # the first CID is host_cid, not announced
+        if self.is_client:
+            if original_destination_connection_id is not None:
+                raise UsageError("a client chooses its own original destination connection ID")
+            self._original_dcid = self._entropy(CLIENT_INITIAL_DCID_LENGTH)
+            self._version = config.original_version or config.supported_versions[0]
+            if self._version not in config.supported_versions:
+                raise UsageError("original_version is not in supported_versions")
+        else:
+            if original_destination_connection_id is None:
+                raise UsageError("a server connection needs original_destination_connection_id")
+            self._original_dcid = bytes(original_destination_connection_id)
+            self._version = None  # the client's Initial decides
+            if config.certificate is None and not config.certificate_chain:
+                raise UsageError("a server needs a certificate and private key (load_cert_chain)")
+        self._peer_cids = PeerConnectionIds(
+            self._original_dcid if self.is_client else b"",
+            config.active_connection_id_limit,
+            config.max_retire_frames_pending,
+        )
+        self._retry_source_cid = retry_source_connection_id
+        self._retry_received = False
+        self._vn_versions: Optional[tuple[int, ...]] = None  # client: the VN list we reacted to
+        self._token = b""
+        self._peer_initial_scid: Optional[bytes] = None
+        self._initial_dcid: Optional[bytes] = None  # server: the DCID of the client's Initials
+        self._datagram_size = 0
+        self._cid_length = config.connection_id_length
+        self._max_ack_ranges = config.max_ack_ranges_received
+        self._received_valid = False  # some packet from the peer opened
+        self._address_validated = self.is_client or retry_source_connection_id is not None
+        self._amplification_blocked = False
+        self._bytes_received = 0
+        self._bytes_sent = 0
+        self._network_path: Any = None
+        self._peer_params: Optional[QuicTransportParameters] = None
+        self._peer_ack_delay_exponent = 3
+        self._peer_max_datagram_frame_size = 0
+        self._mds = config.max_datagram_size
+        self._alpn: Optional[str] = None
+        self._handshake_complete = False
+        self._handshake_confirmed = False
+        self._handshake_done_pending = False
+        self._pings: list = []
+        self._path_responses: list = []
+        self._datagrams_pending: deque = deque()
+        self._datagrams_queued = 0  # DatagramFrameReceived events not yet taken (capped)
+        self._ping_eliciting_needed = False
+        self._close_frame: Optional[ConnectionClose] = None
+        self._close_event: Optional[events.ConnectionTerminated] = None
+        self._close_pending = False
+        self._closing = False
+        self._close_at: Optional[float] = None
+        self._close_replies = 0
+        self._close_reply_threshold = 1
+        self._idle_timeout = config.idle_timeout
+        self._last_activity: Optional[float] = None
+        self._idle_restart_on_send = True
+        self._pacing_at: Optional[float] = None
+        self._undecryptable: list = []
+        self._streams = StreamManager(
+            self.is_client,
+            initial_max_data=config.max_data,
+            initial_max_stream_data_bidi_local=config.max_stream_data,
+            initial_max_stream_data_bidi_remote=config.max_stream_data,
+            initial_max_stream_data_uni=config.max_stream_data,
+            initial_max_streams_bidi=config.max_streams_bidi,
+            initial_max_streams_uni=config.max_streams_uni,
+            max_data_window=config.max_data_window,
+            max_stream_data_window=config.max_stream_data_window,
+            auto_consume=config.auto_consume,
+        )
+        self._streams_ready = False
+        self._builder = PacketBuilder(self)
+        self._qlog = None
+        # The endpoint's routing hook: cid_listener(issued: bool, cid: bytes).
+        self.cid_listener: Optional[Callable[[bool, bytes], None]] = None
+        self._setup_handshake()
+
+    # ------------------------------------------------------------------
+    # properties
+    @property
+    def configuration(self) -> QuicConfiguration:
+        return self._configuration
+
+    @property
+    def host_cid(self) -> bytes:
+        return self._local_cids.host_cid
+
+    @property
+    def original_destination_connection_id(self) -> bytes:
+        return self._original_dcid
+
+    @property
+    def tls(self) -> tls.Engine:
+        return self._tls
+
+    @property
+    def version(self) -> Optional[int]:
+        return self._version
+
+    @property
+    def alpn_protocol(self) -> Optional[str]:
+        return self._alpn
+
+    @property
+    def state(self) -> QuicConnectionState:
+        return self._state
+
+    @property
+    def stats(self) -> QuicConnectionStats:
+        return self._stats
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._handshake_complete
+
+    @property
+    def handshake_confirmed(self) -> bool:
+        return self._handshake_confirmed
+
+    @property
+    def peer_cid(self) -> bytes:
+        return self._peer_cids.cid
+
+    @property
+    def host_cids(self) -> list[bytes]:
+        """Every CID currently routed to us (for the endpoint)."""
+        return list(self._local_cids.by_cid)
+
+    @property
+    def key_phase(self) -> int:
+        return self._one_rtt.send_phase if self._one_rtt is not None else 0
+
+    @property
+    def loss(self) -> LossRecovery:
+        return self._loss
+
+    # ------------------------------------------------------------------
+    # set-up
+    def _setup_handshake(self) -> None:
+        """Spaces, recovery and the TLS engine (again after Version Negotiation)."""
+        config = self._configuration
+        old = getattr(self, "_spaces", None)
+        self._spaces = [
+            Space(
+                sid,
+                max_crypto_buffer=config.max_crypto_buffer,
+                max_ack_delay=config.max_ack_delay,
+                ack_delay_exponent=config.ack_delay_exponent,
+                max_ack_ranges=config.max_ack_ranges,
+            )
+            for sid in PacketNumberSpace
+        ]
+        if old is not None:
+            for space, previous in zip(self._spaces, old):
+                space.next_pn = previous.next_pn  # packet numbers keep increasing
+        self._loss = self._new_recovery()
+        self._one_rtt: Optional[KeyPhases] = None
+        self._pending_1rtt: dict = {}
+        self._zero_rtt_send = None
+        self._zero_rtt_recv = None
+        self._tls: Optional[tls.Engine] = None
+        if self.is_client:
+            self._install_initial_keys(self._original_dcid)
+            self._create_engine()
+
+    def _new_recovery(self) -> LossRecovery:
+        config = self._configuration
+        loss = LossRecovery(
+            is_client=self.is_client,
+            congestion_control=config.congestion_control_algorithm,
+            max_datagram_size=self._mds,
+            initial_rtt=config.initial_rtt,
+        )
+        # At high rates let a pacing wake-up send up to 1 ms worth, at most one GSO write.
+        loss.pacer.burst_time = PACING_QUANTUM
+        loss.pacer.max_burst_packets = GSO_MAX_SEGMENTS
+        return loss
+
+    def _install_initial_keys(self, dcid: bytes) -> None:
+        send, recv = initial_keys(self._version, dcid, self.is_client)
+        space = self._spaces[INITIAL]
+        space.send_keys, space.recv_keys = send, recv
+
+    def _local_transport_parameters(self) -> bytes:
+        config = self._configuration
+        versions = tuple(config.supported_versions)
+        params = QuicTransportParameters(
+            original_destination_connection_id=None if self.is_client else self._original_dcid,
+            max_idle_timeout=int(config.idle_timeout * 1000),
+            stateless_reset_token=None if self.is_client else self._local_cids.by_sequence[0].token,
+            max_udp_payload_size=config.max_udp_payload_size,
+            initial_max_data=config.max_data,
+            initial_max_stream_data_bidi_local=config.max_stream_data,
+            initial_max_stream_data_bidi_remote=config.max_stream_data,
+            initial_max_stream_data_uni=config.max_stream_data,
+            initial_max_streams_bidi=config.max_streams_bidi,
+            initial_max_streams_uni=config.max_streams_uni,
+            ack_delay_exponent=config.ack_delay_exponent,
+            max_ack_delay=int(config.max_ack_delay * 1000),
+            disable_active_migration=config.disable_active_migration,
+            active_connection_id_limit=config.active_connection_id_limit,
+            initial_source_connection_id=self._local_cids.host_cid,
+            retry_source_connection_id=None if self.is_client else self._retry_source_cid,
+            version_information=VersionInformation(self._version, versions),
+            max_datagram_frame_size=config.max_datagram_frame_size or 0,
+        )
+        return params.encode()
+
+    def _create_engine(self) -> None:
+        try:
+            self._tls = tls.Engine(
+                self._configuration.tls_config(),
+                self.is_client,
+                profile=tls.QUIC,
+                transport_parameters=self._local_transport_parameters(),
+                entropy=self._entropy,
+            )
+        except tls.UsageError as exc:
+            raise UsageError(f"TLS configuration: {exc}") from None
+
+    # ------------------------------------------------------------------
+    # the application's API
+    def connect(self, addr: Any, now: float) -> None:
+        """Client: start the handshake towards `addr`."""
+        if not self.is_client:
+            raise UsageError("connect() is for clients")
+        if self._network_path is not None:
+            raise UsageError("connect() was already called")
+        self._network_path = addr
+        self._last_activity = now
+        self._start_client(now)
+
+    def _start_client(self, now: float) -> None:
+        self._qlog_start()
+        self._run_tls(lambda: self._tls.start(), now)
+
+    def next_event(self) -> Optional[events.QuicEvent]:
+        events_ = self._events
+        if not events_:
+            return None
+        event = events_.popleft()
+        if type(event) is events.DatagramFrameReceived:
+            self._datagrams_queued -= 1
+        return event
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        return self._streams.get_next_available_stream_id(is_unidirectional)
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._check_open()
+        self._streams.send_stream_data(stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self._check_open()
+        self._streams.reset_stream(stream_id, error_code)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._check_open()
+        self._streams.stop_sending(stream_id, error_code)
+
+    @property
+    def auto_consume(self) -> bool:
+        return self._streams.auto_consume
+
+    def consume(self, stream_id: int, count: int) -> None:
+        """Without auto_consume: the application has read `count` bytes of the
+        stream, so their credit may go back to the peer (MAX_STREAM_DATA, MAX_DATA)."""
+        self._streams.consume(stream_id, count)
+
+    def stream_send_buffered(self, stream_id: int) -> int:
+        """Bytes written to the stream and not yet acknowledged (0 if unknown or done)."""
+        stream = self._streams.streams.get(stream_id)
+        if stream is None or stream.send is None:
+            return 0
+        return stream.send.buffered
+
+    def send_ping(self, uid: int) -> None:
+        self._check_open()
+        self._pings.append(uid)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        """RFC 9221: queue an unreliable DATAGRAM frame (the peer must accept them)."""
+        self._check_open()
+        limit = self._peer_max_datagram_frame_size
+        if self._peer_params is None or not limit:
+            raise UsageError("the peer does not accept DATAGRAM frames")
+        if len(data) + 9 > min(limit, self._mds - 64):
+            raise UsageError("datagram frame too large")
+        if len(self._datagrams_pending) >= self._configuration.max_datagrams_pending:
+            raise UsageError("too many datagram frames queued")
+        self._datagrams_pending.append(bytes(data))
+
+    def change_connection_id(self) -> None:
+        """Switch to the peer's next connection ID, retiring the current one."""
+        self._check_open()
+        self._peer_cids.change()
+
+    def request_key_update(self) -> None:
+        """RFC 9001 §6: start a key update (UsageError if one may not start now)."""
+        self._check_open()
+        kp = self._one_rtt
+        if kp is None or not self._handshake_confirmed:
+            raise UsageError("key updates need a confirmed handshake")
+        if not kp.can_initiate():
+            raise UsageError("the previous key update is not acknowledged yet")
+        kp.initiate(self._spaces[APPLICATION].next_pn)
+
+    def close(self, error_code: int = 0, frame_type: Optional[int] = None, reason_phrase: str = "") -> None:
+        """Close the connection: an application close (CONNECTION_CLOSE 0x1d),
+        or a transport close (0x1c) when frame_type is given."""
+        if self._state >= QuicConnectionState.CLOSING or self._close_pending:
+            return
+        self._close_event = events.ConnectionTerminated(error_code, frame_type, reason_phrase)
+        self._close_frame = ConnectionClose(
+            error_code, frame_type or 0, reason_phrase, application=frame_type is None
+        )
+        self._close_pending = True
+
+    def _check_open(self) -> None:
+        if self._state >= QuicConnectionState.CLOSING or self._close_pending:
+            raise UsageError("the connection is closing")
+
+    # ------------------------------------------------------------------
+    # sending
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Datagrams to send now, as (data, addr) pairs."""
+        out = []
+        for buffer, segment, addr in self.datagram_batches_to_send(now):
+            if len(buffer) <= segment:
+                out.append((buffer, addr))
+            else:
+                out.extend((buffer[i : i + segment], addr) for i in range(0, len(buffer), segment))
+        return out
+
+    def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
+        """Datagrams as GSO batches: (buffer, segment_size, addr); each buffer
+        is packets of segment_size bytes, the last one possibly shorter."""
+        state = self._state
+        if state >= QuicConnectionState.DRAINING or self._network_path is None:
+            return []
+        addr = self._network_path
+        try:
+            if self._close_pending or state == QuicConnectionState.CLOSING:
+                return self._send_close(now)
+            kp = self._one_rtt
+            if kp is not None and kp.needs_update() and kp.can_initiate() and self._handshake_confirmed:
+                kp.initiate(self._spaces[APPLICATION].next_pn)  # RFC 9001 §6.6
+            self._pacing_at = None
+            self._amplification_blocked = False
+            if self._loss.needs_ack_eliciting(APPLICATION) and self._one_rtt is not None:
+                self._ping_eliciting_needed = True
+            batches = self._builder.build(now)
+        except Exception as exc:
+            if RAISE_INTERNAL_ERRORS:
+                raise
+            logger.exception("internal error while sending")
+            self._close_locally(TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}"), now)
+            return self._send_close(now)
+        stats = self._stats
+        for buffer, segment in batches:
+            stats.datagrams_sent += -(-len(buffer) // segment)
+            stats.bytes_sent += len(buffer)
+        return [(buffer, segment, addr) for buffer, segment in batches]
+
+    def _send_close(self, now: float) -> list[tuple[bytes, int, Any]]:
+        if not self._close_pending:
+            return []
+        self._close_pending = False
+        datagram = self._builder.build_close(now)
+        if self._state < QuicConnectionState.CLOSING:
+            self._enter_closing(now, QuicConnectionState.CLOSING)
+        if datagram is None:
+            return []
+        self._stats.datagrams_sent += 1
+        self._stats.bytes_sent += len(datagram)
+        return [(datagram, len(datagram), self._network_path)]
+
+    def _can_send_eliciting(self, now: float) -> bool:
+        loss = self._loss
+        if not loss.cc.can_send(self._mds):
+            return False
+        if self._configuration.pacing:
+            pacer = loss.pacer
+            rate = pacer.rate
+            if rate is not None and pacer.next_send_time(now) > now:
+                # Wake up when a batch's worth (up to 1 ms of sending, at most
+                # the bucket) is there, not for every single packet.
+                quantum = min(pacer.capacity, max(self._mds, rate * PACING_QUANTUM))
+                self._pacing_at = pacer.next_send_time(now, quantum)
+                return False
+        return True
+
+    def _on_packet_sent(self, space: int, pn: int, size: int, eliciting: bool, records: list, now: float) -> None:
+        """Bookkeeping for each packet sent (the 1-RTT burst does the same inline)."""
+        self._stats.packets_sent += 1
+        if eliciting and self._idle_restart_on_send:
+            # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
+            self._last_activity = now
+            self._idle_restart_on_send = False
+        if self._qlog is not None:
+            self._qlog.packet_sent(now, space, pn, size, records)
+
+    def _on_ping_acked(self, uid: int) -> None:
+        self._events.append(events.PingAcknowledged(uid))
+
+    # ------------------------------------------------------------------
+    # receiving
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        """Process one UDP datagram from `addr`."""
+        if self._state >= QuicConnectionState.DRAINING:
+            return
+        try:
+            self._receive_datagram(data, addr, now)
+        except TransportError as exc:
+            self._close_locally(exc, now)
+        except Exception as exc:
+            if RAISE_INTERNAL_ERRORS:
+                raise
+            logger.exception("internal error while receiving a datagram")
+            self._close_locally(TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}"), now)
+
+    def _receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        stats = self._stats
+        stats.datagrams_received += 1
+        stats.bytes_received += len(data)
+        self._datagram_size = len(data)
+        self._bytes_received += len(data)
+        if self._network_path is None:
+            self._network_path = addr
+            self._last_activity = now
+        if self._state == QuicConnectionState.CLOSING:
+            self._reply_while_closing()
+            return
+        if not data:
+            return
+        kp = self._one_rtt
+        if not data[0] & 0x80 and kp is not None and kp.recv is not None:
+            if not self._receive_short(data, now) and self._peer_cids.is_stateless_reset(data):
+                self._on_stateless_reset(now)
+            return
+        packets, _ = split_datagram(data, self._configuration.connection_id_length)
+        if not packets:
+            stats.packets_dropped += 1
+        opened = False
+        for header, view in packets:
+            if self._receive_packet(header, view, now):
+                opened = True
+            if self._state >= QuicConnectionState.CLOSING:
+                return
+        if not opened and not data[0] & 0x80 and self._peer_cids.is_stateless_reset(data):
+            self._on_stateless_reset(now)
+
+    def _receive_short(self, data: bytes, now: float) -> bool:
+        """The fast path: one short-header packet fills the datagram."""
+        kp = self._one_rtt
+        cid_length = self._cid_length
+        dcid = data[1 : 1 + cid_length]
+        if dcid not in self._local_cids.by_cid or not data[0] & 0x40:
+            self._stats.packets_dropped += 1
+            return False
+        space = self._spaces[APPLICATION]
+        largest = space.ack.largest_received
+        keys = kp.recv
+        try:
+            plain, payload, pn = keys.protection.unprotect(data, 1 + cid_length, largest)
+        except CryptoError:
+            found = kp.keys_for(data, 1 + cid_length, largest)
+            if found is None:
+                return self._decryption_failed(kp)
+            keys = found[0]
+            try:
+                plain, payload, pn = keys.protection.unprotect(data, 1 + cid_length, largest)
+            except CryptoError:
+                return self._decryption_failed(kp)
+        else:
+            if (plain[0] >> 2) & 1 != kp.recv_phase:
+                # RFC 9001 §6: the current key with the other phase bit.
+                raise TransportError.KEY_UPDATE_ERROR("packet opened with the current key has the other key phase")
+        if keys is kp.recv:
+            first = kp.first_recv_pn
+            if first is None or pn < first:
+                kp.first_recv_pn = pn
+        else:
+            # The previous key (a late packet) or the next one: the peer updated (RFC 9001 §6.2).
+            kp.on_opened(keys, pn, space.next_pn, now + 3 * self._loss.probe_timeout())
+        return self._process_packet(space, PacketType.ONE_RTT, plain, payload, pn, dcid, now)
+
+    def _decryption_failed(self, kp: Optional[KeyPhases]) -> bool:
+        self._stats.decryption_failures += 1
+        self._stats.packets_dropped += 1
+        if kp is not None:
+            kp.failures += 1
+            if kp.integrity_exceeded():
+                # RFC 9001 §6.6: too many forgeries: stop using these keys.
+                raise TransportError.AEAD_LIMIT_EXCEEDED("integrity limit reached")
+        return False
+
+    def _receive_packet(self, header: PartialHeader, view: memoryview, now: float) -> bool:
+        ptype = header.packet_type
+        if ptype is PacketType.VERSION_NEGOTIATION:
+            self._on_version_negotiation(header, now)
+            return False
+        if ptype is PacketType.RETRY:
+            self._on_retry(header, view, now)
+            return False
+        if ptype is PacketType.UNKNOWN_VERSION:
+            self._stats.packets_dropped += 1
+            return False
+        if header.version is not None:
+            if self._version is None:
+                if self.is_client or ptype is not PacketType.INITIAL:
+                    return self._drop()
+                if header.version not in self._configuration.supported_versions:
+                    return self._drop()
+                self._version = header.version
+            elif header.version != self._version:
+                return self._drop()
+        dcid = header.destination_cid
+        if dcid not in self._local_cids.by_cid:
+            # Only a server's first packets may use the DCID the client chose.
+            if self.is_client or (ptype is not PacketType.INITIAL and ptype is not PacketType.ZERO_RTT):
+                return self._drop()
+            if self._initial_dcid is not None and dcid != self._initial_dcid:
+                return self._drop()
+        if ptype is PacketType.INITIAL and not self.is_client and self._datagram_size < 1200:
+            return self._drop()  # RFC 9000 §14.1: MUST discard Initials in small datagrams
+        if (
+            self.is_client
+            and self._peer_initial_scid is not None
+            and header.source_cid != self._peer_initial_scid
+            and (ptype is PacketType.INITIAL or ptype is PacketType.HANDSHAKE)
+        ):
+            return self._drop()  # RFC 9000 §7.2: the server's Source CID may not change
+        sid = PACKET_SPACE[ptype]
+        space = self._spaces[sid]
+        if space.discarded:
+            return self._drop()
+        if not self.is_client and ptype is PacketType.INITIAL and space.recv_keys is None:
+            self._server_first_initial(header, view, now)
+            if self._state >= QuicConnectionState.CLOSING:
+                return False
+        kp = self._one_rtt
+        if ptype is PacketType.ONE_RTT:
+            if kp is None or kp.recv is None:
+                return self._hold_undecryptable(header, view)
+            keys = kp.recv
+        elif ptype is PacketType.ZERO_RTT:
+            keys = self._zero_rtt_recv
+            if keys is None or self.is_client:
+                return self._drop()
+        else:
+            keys = space.recv_keys
+            if keys is None:
+                return self._hold_undecryptable(header, view)
+        largest = space.ack.largest_received
+        try:
+            plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, largest)
+        except CryptoError:
+            if ptype is not PacketType.ONE_RTT:
+                return self._decryption_failed(None)
+            found = kp.keys_for(view, header.pn_offset, largest)
+            if found is None:
+                return self._decryption_failed(kp)
+            keys = found[0]
+            try:
+                plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, largest)
+            except CryptoError:
+                return self._decryption_failed(kp)
+        if ptype is PacketType.ONE_RTT:
+            kp.on_opened(keys, pn, self._spaces[APPLICATION].next_pn, now + 3 * self._loss.probe_timeout())
+        if ptype is PacketType.INITIAL or ptype is PacketType.HANDSHAKE:
+            if self.is_client and self._peer_initial_scid is None:
+                # RFC 9000 §7.2: the client switches to the server's Source CID.
+                self._peer_initial_scid = header.source_cid
+                self._peer_cids.set_initial(header.source_cid)
+            if ptype is PacketType.HANDSHAKE and not self.is_client:
+                # RFC 9000 §8.1: a Handshake packet proves the client's address;
+                # RFC 9001 §4.9.1: the server discards its Initial keys.
+                self._address_validated = True
+                if not self._spaces[INITIAL].discarded:
+                    self._discard_space(INITIAL, now)
+        return self._process_packet(space, ptype, plain, payload, pn, dcid, now)
+
+    def _drop(self) -> bool:
+        self._stats.packets_dropped += 1
+        return False
+
+    def _hold_undecryptable(self, header: PartialHeader, view: memoryview) -> bool:
+        """Packets whose keys are not there yet are kept (a few) and retried."""
+        if len(self._undecryptable) < self._configuration.max_undecryptable_packets:
+            self._undecryptable.append(bytes(view))
+        else:
+            self._stats.packets_dropped += 1
+        return False
+
+    def _retry_undecryptable(self, now: float) -> None:
+        held, self._undecryptable = self._undecryptable, []
+        for datagram in held:
+            if self._state >= QuicConnectionState.CLOSING:
+                return
+            self._receive_datagram_again(datagram, now)
+
+    def _receive_datagram_again(self, datagram: bytes, now: float) -> None:
+        kp = self._one_rtt
+        if not datagram[0] & 0x80 and kp is not None and kp.recv is not None:
+            self._receive_short(datagram, now)
+            return
+        for header, view in split_datagram(datagram, self._configuration.connection_id_length)[0]:
+            self._receive_packet(header, view, now)
+
+    def _server_first_initial(self, header: PartialHeader, view: memoryview, now: float) -> None:
+        """The first Initial a server sees: Initial keys from its DCID, the
+        client's Source CID as ours to use, and the TLS engine."""
+        self._initial_dcid = header.destination_cid
+        self._install_initial_keys(header.destination_cid)
+        self._peer_initial_scid = header.source_cid
+        self._peer_cids.set_initial(header.source_cid)
+        self._qlog_start()
+        self._create_engine()
+
+    def _process_packet(
+        self, space: Space, ptype: PacketType, plain: bytes, payload: bytes, pn: int, dcid: bytes, now: float
+    ) -> bool:
+        """After opening: checks, frames, and the ACK bookkeeping."""
+        first = plain[0]
+        if first & (LONG_RESERVED_BITS if first & 0x80 else SHORT_RESERVED_BITS):
+            check_reserved_bits(first)  # RFC 9000 §17.2, §17.3.1: PROTOCOL_VIOLATION
+        parsed = parse_frames(payload, ptype, from_server=self.is_client, max_ack_ranges=self._max_ack_ranges)
+        # RFC 9000 §12.3: duplicates (after opening) are dropped; recording the
+        # packet before its frames run changes nothing if they close the connection.
+        if not space.ack.on_packet_received(pn, ack_eliciting=parsed.ack_eliciting, now=now):
+            self._stats.duplicates += 1
+            return True
+        self._stats.packets_received += 1
+        self._received_valid = True
+        self._last_activity = now
+        self._idle_restart_on_send = True
+        if self._state == QuicConnectionState.FIRSTFLIGHT:
+            self._state = QuicConnectionState.CONNECTED
+        if self._qlog is not None:
+            self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
+        self._handle_frames(parsed.frames, space, dcid, now)
+        return True
+
+    def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
+        streams = self._streams
+        events_ = self._events
+        for frame in frames:
+            kind = type(frame)
+            if kind is Stream:
+                event = streams.handle_stream_frame(frame)
+                if event is not None:
+                    events_.append(event)
+            elif kind is Ack:
+                self._on_ack(frame, space, now)
+            elif kind is Padding or kind is Ping:
+                pass
+            elif kind is Crypto:
+                self._on_crypto(frame, space, now)
+            elif kind in HANDLED_FRAME_TYPES:
+                self._count_received(kind)
+                event = streams.handle_frame(frame)
+                if event is not None:
+                    events_.append(event)
+            elif kind is ConnectionClose:
+                self._on_connection_close(frame, now)
+                return
+            elif kind is HandshakeDone:
+                self._count_received(kind)
+                if not self._handshake_confirmed:
+                    self._confirm_handshake(now)
+            elif kind is NewConnectionId:
+                self._count_received(kind)
+                self._peer_cids.on_new_connection_id(frame)
+            elif kind is RetireConnectionId:
+                self._count_received(kind)
+                self._local_cids.on_retire(frame.sequence_number, dcid)
+                self._flush_cid_events()
+            elif kind is PathChallenge:
+                responses = self._path_responses
+                responses.append(PathResponse(frame.data))
+                del responses[: -self._configuration.max_pending_path_responses]
+            elif kind is Datagram:
+                self._on_datagram(frame)
+            elif kind is NewToken or kind is PathResponse:
+                pass  # tokens for future connections and path validation are not used
+
+    def _count_received(self, kind: type) -> None:
+        counts = self._stats.frames_received
+        name = _frame_name(kind)
+        counts[name] = counts.get(name, 0) + 1
+
+    def _on_ack(self, frame: Ack, space: Space, now: float) -> None:
+        delay = (frame.delay << self._peer_ack_delay_exponent) / 1_000_000
+        outcome = self._loss.on_ack_received(space.id, frame.ranges, delay, now, frame.ecn)
+        if outcome.acked:
+            on_packets_acked(self, outcome.acked)
+        if outcome.lost:
+            self._stats.packets_lost += len(outcome.lost)
+            for packet in outcome.lost:
+                on_packet_lost(self, packet)
+        if space.id == APPLICATION and self._one_rtt is not None:
+            self._one_rtt.on_acked(frame.ranges[0][1] - 1)
+        if self._qlog is not None and outcome.acked:
+            self._qlog.metrics(now, self._loss)
+
+    def _on_datagram(self, frame: Datagram) -> None:
+        limit = self._configuration.max_datagram_frame_size
+        if not limit or len(frame.data) + 3 > limit:
+            # RFC 9221 §3: not negotiated, or larger than we said: PROTOCOL_VIOLATION.
+            raise TransportError.PROTOCOL_VIOLATION("unexpected DATAGRAM frame", frame_type=0x30)
+        if self._datagrams_queued < self._configuration.max_datagrams_received:
+            self._datagrams_queued += 1
+            self._events.append(events.DatagramFrameReceived(frame.data))
+        # else: dropped -- DATAGRAM frames are unreliable and the application lags (RFC 9221 §5)
+
+    def _on_connection_close(self, frame: ConnectionClose, now: float) -> None:
+        self._close_event = events.ConnectionTerminated(
+            frame.error_code, None if frame.application else frame.frame_type, frame.reason
+        )
+        self._enter_closing(now, QuicConnectionState.DRAINING)  # RFC 9000 §10.2.2
+
+    def _on_stateless_reset(self, now: float) -> None:
+        # RFC 9000 §10.3.1: enter the draining period, send nothing more.
+        self._close_event = events.ConnectionTerminated(0, None, "stateless reset")
+        self._enter_closing(now, QuicConnectionState.DRAINING)
+
+    # ------------------------------------------------------------------
+    # CRYPTO and the TLS engine
+    def _on_crypto(self, frame: Crypto, space: Space, now: float) -> None:
+        assembler = space.crypto_recv
+        assembler.add(frame.offset, frame.data)
+        data = assembler.read()
+        if not data:
+            return
+        level = SPACE_LEVEL[space.id]
+        engine = self._tls
+        if engine is None:
+            raise TransportError.PROTOCOL_VIOLATION("CRYPTO data before the handshake started", frame_type=0x06)
+        if level < engine.read_level:
+            # RFC 9001 §4.1.3: new data at a level the handshake has left.
+            raise TransportError.PROTOCOL_VIOLATION(
+                f"CRYPTO data at {level.name} after moving to {engine.read_level.name}", frame_type=0x06
+            )
+        self._run_tls(lambda: engine.receive(level, bytes(data)), now)
+
+    def _run_tls(self, step: Callable[[], list], now: float) -> None:
+        try:
+            tls_events = step()
+        except tls.AlertError as exc:
+            self._apply_tls_events(getattr(exc, "events", []), now)
+            raise TransportError.crypto(exc.description, exc.reason or exc.description.name) from None
+        self._apply_tls_events(tls_events, now)
+
+    def _apply_tls_events(self, tls_events: list, now: float) -> None:
+        retry_held = False
+        for event in tls_events:
+            kind = type(event)
+            if kind is tls.HandshakeDataReady:
+                self._spaces[LEVEL_SPACE[event.level]].crypto_send.write(event.data)
+            elif kind is tls.KeyReady:
+                self._install_key(event, now)
+                retry_held = True
+            elif kind is tls.PeerTransportParameters:
+                self._on_peer_transport_parameters(event.data)
+            elif kind is tls.HandshakeCompleted:
+                self._on_handshake_completed(event, now)
+            elif kind is tls.KeyLog:
+                sink = self._configuration.secrets_log_file
+                if sink is not None:
+                    sink.write(event.line() + "\n")
+                    flush = getattr(sink, "flush", None)
+                    if flush is not None:
+                        flush()
+            elif kind is tls.TicketReceived:
+                if self._session_ticket_handler is not None:
+                    self._session_ticket_handler(event.ticket)
+                store = self._configuration.ticket_store
+                if store is not None:
+                    store.add(event.ticket)
+            elif kind is tls.EarlyDataRejected:
+                pass  # we send no 0-RTT data
+        if retry_held and self._undecryptable:
+            self._retry_undecryptable(now)
+
+    def _install_key(self, event: tls.KeyReady, now: float) -> None:
+        keys = derive_packet_keys(self._version, event.cipher_suite, event.secret)
+        write = event.direction == tls.Direction.WRITE
+        level = event.level
+        if level == tls.Level.EARLY_DATA:
+            if write:
+                self._zero_rtt_send = keys
+            else:
+                self._zero_rtt_recv = keys
+        elif level == tls.Level.HANDSHAKE:
+            space = self._spaces[HANDSHAKE]
+            if write:
+                space.send_keys = keys
+                self._loss.has_handshake_keys = True
+            else:
+                space.recv_keys = keys
+        elif level == tls.Level.APPLICATION:
+            self._pending_1rtt[write] = keys
+            if write:
+                self._one_rtt = KeyPhases(keys, self._pending_1rtt.get(False))
+                self._streams_ready = True
+            elif self._one_rtt is not None:
+                self._one_rtt.set_recv(keys)
+            if self._one_rtt is not None and self._one_rtt.recv is not None:
+                self._zero_rtt_send = None
+
+    def _on_peer_transport_parameters(self, data: bytes) -> None:
+        params = QuicTransportParameters.parse(data, from_server=self.is_client)
+        # RFC 9000 §7.3: the connection IDs must match what the packets said.
+        if params.initial_source_connection_id != self._peer_initial_scid:
+            raise TransportError.TRANSPORT_PARAMETER_ERROR("initial_source_connection_id does not match")
+        if self.is_client:
+            if params.original_destination_connection_id != self._original_dcid:
+                raise TransportError.TRANSPORT_PARAMETER_ERROR("original_destination_connection_id does not match")
+            if self._retry_received:
+                if params.retry_source_connection_id != self._retry_source_cid:
+                    raise TransportError.TRANSPORT_PARAMETER_ERROR("retry_source_connection_id does not match the Retry")
+            elif params.retry_source_connection_id is not None:
+                raise TransportError.TRANSPORT_PARAMETER_ERROR("retry_source_connection_id without a Retry")
+            if params.stateless_reset_token is not None:
+                self._peer_cids.set_active_token(params.stateless_reset_token)
+        info = params.version_information
+        if info is not None:
+            # RFC 9368 §4: the chosen version is the one in use, and a client that
+            # reacted to Version Negotiation checks the server would have chosen it.
+            if info.chosen_version != self._version:
+                raise TransportError.VERSION_NEGOTIATION_ERROR("chosen_version differs from the version in use")
+            if self.is_client and self._vn_versions is not None:
+                ours = [v for v in self._configuration.supported_versions if v in info.available_versions]
+                if ours and ours[0] != self._version:
+                    raise TransportError.VERSION_NEGOTIATION_ERROR("version downgrade detected")
+        self._peer_params = params
+        self._peer_ack_delay_exponent = params.ack_delay_exponent
+        self._peer_max_datagram_frame_size = params.max_datagram_frame_size
+        self._loss.max_ack_delay = params.max_ack_delay / 1000
+        if params.max_idle_timeout:
+            peer = params.max_idle_timeout / 1000
+            # RFC 9000 §10.1: the effective timeout is the smaller advertised one.
+            self._idle_timeout = min(self._idle_timeout, peer) if self._idle_timeout else peer
+        self._mds = min(self._mds, params.max_udp_payload_size)
+        self._local_cids.limit = min(params.active_connection_id_limit, 8)
+        self._streams.on_peer_transport_parameters(params)
+
+    def _on_handshake_completed(self, event: tls.HandshakeCompleted, now: float) -> None:
+        self._handshake_complete = True
+        alpn = event.alpn.decode() if isinstance(event.alpn, bytes) else event.alpn
+        self._alpn = alpn
+        self._events.append(events.ProtocolNegotiated(alpn))
+        self._events.append(events.HandshakeCompleted(alpn, event.early_data_accepted, event.resumed))
+        self._local_cids.replenish()
+        self._flush_cid_events()
+        if not self.is_client:
+            # RFC 9001 §4.1.2: the server's handshake is confirmed on completion;
+            # HANDSHAKE_DONE tells the client (RFC 9000 §19.20).
+            self._handshake_done_pending = True
+            self._confirm_handshake(now)
+
+    def _confirm_handshake(self, now: float) -> None:
+        self._handshake_confirmed = True
+        self._loss.on_handshake_confirmed()
+        # RFC 9001 §4.9.2: Handshake keys go at confirmation.
+        if not self._spaces[HANDSHAKE].discarded:
+            self._discard_space(HANDSHAKE, now)
+        if not self._spaces[INITIAL].discarded:
+            self._discard_space(INITIAL, now)
+
+    def _discard_space(self, sid: PacketNumberSpace, now: float) -> None:
+        self._spaces[sid].discard()
+        self._loss.discard_space(sid, now)
+        if self._qlog is not None:
+            self._qlog.key_discarded(now, sid)
+
+    def _flush_cid_events(self) -> None:
+        listener = self.cid_listener
+        for issued, cid in self._local_cids.events:
+            self._events.append(events.ConnectionIdIssued(cid) if issued else events.ConnectionIdRetired(cid))
+            if listener is not None:
+                listener(issued, cid)
+        self._local_cids.events.clear()
+
+    # ------------------------------------------------------------------
+    # Version Negotiation and Retry (client)
+    def _on_version_negotiation(self, header: PartialHeader, now: float) -> None:
+        if not self.is_client or self._received_valid or self._vn_versions is not None or self._retry_received:
+            return self._ignore()
+        if header.destination_cid != self.host_cid or header.source_cid != self._original_dcid:
+            return self._ignore()  # RFC 9000 §6.2: must echo our connection IDs
+        if self._version in header.supported_versions:
+            return self._ignore()  # RFC 9000 §6.2: it lists the version we use
+        common = [v for v in self._configuration.supported_versions if v in header.supported_versions]
+        self._vn_versions = tuple(header.supported_versions)
+        if not common:
+            self._close_event = events.ConnectionTerminated(
+                ErrorCode.VERSION_NEGOTIATION_ERROR, None, "no common QUIC version"
+            )
+            self._terminate()
+            return
+        # RFC 9368 §2.1: start over with the chosen version.
+        self._version = common[0]
+        self._setup_handshake()
+        self._start_client(now)
+
+    def _on_retry(self, header: PartialHeader, view: memoryview, now: float) -> None:
+        if not self.is_client or self._received_valid or self._retry_received:
+            return self._ignore()  # RFC 9000 §17.2.5.2: only one, only before any other packet
+        if header.destination_cid != self.host_cid or header.version != self._version:
+            return self._ignore()
+        if not verify_retry_integrity(self._version, self._original_dcid, bytes(view)):
+            return self._ignore()  # RFC 9001 §5.8
+        self._retry_received = True
+        self._retry_source_cid = header.source_cid
+        self._token = header.token
+        self._peer_cids.set_initial(header.source_cid)
+        self._install_initial_keys(header.source_cid)
+        # RFC 9002 §6.3: reset loss recovery; the ClientHello goes again.
+        self._loss = self._new_recovery()
+        crypto = self._spaces[INITIAL].crypto_send
+        crypto.on_data_lost(0, crypto.write_offset, False)
+
+    def _ignore(self) -> None:
+        self._stats.packets_dropped += 1
+
+    # ------------------------------------------------------------------
+    # timers
+    def get_timer(self) -> Optional[float]:
+        """When handle_timer should run next (None: no timer)."""
+        state = self._state
+        if state >= QuicConnectionState.TERMINATED:
+            return None
+        if state >= QuicConnectionState.CLOSING:
+            return self._close_at
+        timers = []
+        if self._last_activity is not None and self._idle_timeout:
+            timers.append(self._idle_deadline())
+        blocked = self._is_amplification_blocked()
+        loss_timer = self._loss.get_loss_detection_timer(amplification_blocked=blocked)
+        if loss_timer is not None:
+            timers.append(loss_timer)
+        if not blocked:
+            for space in self._spaces:
+                if not space.discarded and (space.send_keys is not None or space.id == APPLICATION):
+                    ack_timer = space.ack.get_ack_timer()
+                    if ack_timer is not None:
+                        timers.append(ack_timer)
+        kp = self._one_rtt
+        if kp is not None and kp.prev_discard_at is not None:
+            timers.append(kp.prev_discard_at)
+        if self._pacing_at is not None:
+            timers.append(self._pacing_at)
+        return min(timers) if timers else None
+
+    def _idle_deadline(self) -> float:
+        # RFC 9000 §10.1: at least three times the current PTO.
+        return self._last_activity + max(self._idle_timeout, 3 * self._loss.probe_timeout())
+
+    def _is_amplification_blocked(self) -> bool:
+        return not self._address_validated and 3 * self._bytes_received - self._bytes_sent < 64
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timer is due at `now`."""
+        try:
+            self._handle_timer(now)
+        except TransportError as exc:
+            self._close_locally(exc, now)
+        except Exception as exc:
+            if RAISE_INTERNAL_ERRORS:
+                raise
+            logger.exception("internal error in handle_timer")
+            self._close_locally(TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}"), now)
+
+    def _handle_timer(self, now: float) -> None:
+        state = self._state
+        if state >= QuicConnectionState.TERMINATED:
+            return
+        if state >= QuicConnectionState.CLOSING:
+            if self._close_at is not None and now >= self._close_at:
+                self._terminate()
+            return
+        if self._last_activity is not None and self._idle_timeout and now >= self._idle_deadline():
+            # RFC 9000 §10.1: silently closed.
+            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Idle timeout")
+            self._terminate()
+            return
+        kp = self._one_rtt
+        if kp is not None:
+            kp.discard_previous(now)
+        result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._is_amplification_blocked())
+        if type(result) is PacketsLost:
+            self._stats.packets_lost += len(result.lost)
+            for packet in result.lost:
+                on_packet_lost(self, packet)
+        elif type(result) is ProbeNeeded:
+            self._on_probe(result, now)
+
+    def _on_probe(self, probe: ProbeNeeded, now: float) -> None:
+        """RFC 9002 §6.2.4: owed ack-eliciting packets, resending what is outstanding."""
+        space = self._spaces[probe.space]
+        if space.discarded:
+            return
+        space.probes = probe.count
+        outstanding = [p for p in self._loss.sent_packets(probe.space) if p.ack_eliciting]
+        if probe.space != APPLICATION:
+            for packet in outstanding:
+                requeue_for_probe(self, packet)
+        elif outstanding and not self._streams.has_queued:
+            requeue_for_probe(self, outstanding[0])
+        if self._qlog is not None:
+            self._qlog.metrics(now, self._loss)
+
+    # ------------------------------------------------------------------
+    # closing
+    def _close_locally(self, error: TransportError, now: float) -> None:
+        """We close because of `error` (RFC 9000 §10.2)."""
+        if self._state >= QuicConnectionState.CLOSING:
+            return
+        logger.debug("closing: %s", error)
+        frame_type = error.frame_type if error.frame_type is not None else 0
+        self._close_event = events.ConnectionTerminated(error.code, frame_type, error.reason)
+        self._close_frame = ConnectionClose(error.code, frame_type, error.reason, application=False)
+        self._close_pending = True
+        self._enter_closing(now, QuicConnectionState.CLOSING)
+
+    def _enter_closing(self, now: float, state: QuicConnectionState) -> None:
+        # RFC 9000 §10.2: the closing and draining states last three PTOs.
+        self._state = state
+        self._closing = True
+        self._close_at = now + 3 * self._loss.probe_timeout()
+        self._pings.clear()
+        self._datagrams_pending.clear()
+
+    def _reply_while_closing(self) -> None:
+        # RFC 9000 §10.2.1: repeat CONNECTION_CLOSE, at a decreasing rate.
+        self._close_replies += 1
+        if self._close_replies >= self._close_reply_threshold:
+            self._close_replies = 0
+            self._close_reply_threshold *= 2
+            self._close_pending = True
+
+    def _terminate(self) -> None:
+        self._state = QuicConnectionState.TERMINATED
+        self._close_at = None
+        for space in self._spaces:
+            if not space.discarded:
+                space.discard()
+        if self._close_event is not None:
+            self._events.append(self._close_event)
+        if self._qlog is not None:
+            event = self._close_event
+            self._qlog.connection_closed(event.error_code if event else 0, event.reason_phrase if event else "")
+            self._qlog.close()
+            self._qlog = None
+
+    # ------------------------------------------------------------------
+    # qlog
+    def _qlog_start(self) -> None:
+        from .qlog import start_trace
+
+        if self._qlog is None:
+            self._qlog = start_trace(self._configuration, self._original_dcid, self.is_client)

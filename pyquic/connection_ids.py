@@ -1,0 +1,251 @@
+# Connection IDs of one connection (RFC 9000 §5.1, §10.3, §19.15-16).  Owns
+#   - stateless reset tokens, derived from a static key with HMAC so an
+#     endpoint that lost the connection can recompute the token of a CID
+#     (stateless_reset_token);
+#   - LocalConnectionIds: the IDs we issue (the peer's Destination CIDs):
+#     sequence numbers, NEW_CONNECTION_ID frames to send and resend, retiring
+#     on RETIRE_CONNECTION_ID with its checks, keeping the peer supplied up to
+#     its active_connection_id_limit;
+#   - PeerConnectionIds: the IDs the peer issued (our Destination CIDs): the
+#     one in use, spares, retire_prior_to, RETIRE_CONNECTION_ID frames to
+#     send, the CONNECTION_ID_LIMIT_ERROR cap, and the reset tokens that
+#     identify a stateless reset.
+# Frames come in and go out as frames.py tuples; the connection routes them.
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Callable, Optional
+
+from .errors import TransportError
+from .frames import FrameType, NewConnectionId, RetireConnectionId
+
+STATELESS_RESET_TOKEN_LENGTH = 16
+
+
+def stateless_reset_token(key: bytes, connection_id: bytes) -> bytes:
+    """RFC 9000 §10.3.2: a token only the holder of `key` can compute for a CID."""
+    return hmac.new(key, connection_id, hashlib.sha256).digest()[:STATELESS_RESET_TOKEN_LENGTH]
+
+
+class LocalCid:
+    __slots__ = ("sequence", "cid", "token", "retired")
+
+    def __init__(self, sequence: int, cid: bytes, token: bytes) -> None:
+        self.sequence = sequence
+        self.cid = cid
+        self.token = token
+        self.retired = False
+
+
+class LocalConnectionIds:
+    """The connection IDs we issued.  `issued`/`retired` collect the IDs to
+    announce as ConnectionIdIssued / ConnectionIdRetired events."""
+
+    def __init__(
+        self,
+        length: int,
+        reset_key: bytes,
+        entropy: Callable[[int], bytes],
+        initial_cid: Optional[bytes] = None,
+    ) -> None:
+        self.length = length
+        self.reset_key = reset_key
+        self.entropy = entropy
+        self.by_cid: dict[bytes, LocalCid] = {}
+        self.by_sequence: dict[int, LocalCid] = {}
+        self.next_sequence = 0
+        self.limit = 2  # the peer's active_connection_id_limit (§18.2 default)
+        self.pending: list[int] = []  # sequence numbers whose NEW_CONNECTION_ID is due
+        self.events: list[tuple[bool, bytes]] = []  # (issued?, cid) for the connection's events
+        first = self._issue(initial_cid)
+        self.host_cid = first.cid
+
+    def _issue(self, cid: Optional[bytes] = None) -> LocalCid:
+        while cid is None or cid in self.by_cid:
+            cid = self.entropy(self.length)
+        entry = LocalCid(self.next_sequence, cid, stateless_reset_token(self.reset_key, cid))
+        self.next_sequence += 1
+        self.by_cid[cid] = entry
+        self.by_sequence[entry.sequence] = entry
+        self.events.append((True, cid))
+        return entry
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for e in self.by_sequence.values() if not e.retired)
+
+    def replenish(self) -> None:
+        """Issue IDs until the peer holds as many as it accepts (§5.1.1)."""
+        while self.active_count < self.limit:
+            entry = self._issue()
+            self.pending.append(entry.sequence)
+
+    def take_frames(self) -> list[NewConnectionId]:
+        frames = []
+        for sequence in self.pending:
+            entry = self.by_sequence.get(sequence)
+            if entry is not None and not entry.retired:
+                frames.append(NewConnectionId(sequence, 0, entry.cid, entry.token))
+        self.pending.clear()
+        return frames
+
+    def on_frame_lost(self, frame: NewConnectionId) -> None:
+        entry = self.by_sequence.get(frame.sequence_number)
+        if entry is not None and not entry.retired:
+            self.pending.append(frame.sequence_number)
+
+    def on_retire(self, sequence: int, packet_dcid: bytes) -> None:
+        """RETIRE_CONNECTION_ID from the peer (§19.16)."""
+        if sequence >= self.next_sequence:
+            # §19.16: a sequence number never sent is PROTOCOL_VIOLATION.
+            raise TransportError.PROTOCOL_VIOLATION(
+                f"retiring connection ID {sequence}, never issued", frame_type=FrameType.RETIRE_CONNECTION_ID
+            )
+        entry = self.by_sequence.get(sequence)
+        if entry is None or entry.retired:
+            return
+        if entry.cid == packet_dcid:
+            # §19.16: MUST NOT retire the CID the packet was sent to.
+            raise TransportError.PROTOCOL_VIOLATION(
+                "retiring the connection ID the packet was sent to", frame_type=FrameType.RETIRE_CONNECTION_ID
+            )
+        entry.retired = True
+        del self.by_sequence[sequence]
+        del self.by_cid[entry.cid]
+        self.events.append((False, entry.cid))
+        self.replenish()
+
+    def retire_all(self) -> list[bytes]:
+        """Every CID we hold (for the endpoint to forget at the end)."""
+        return list(self.by_cid)
+
+
+class PeerCid:
+    __slots__ = ("sequence", "cid", "token")
+
+    def __init__(self, sequence: int, cid: bytes, token: Optional[bytes]) -> None:
+        self.sequence = sequence
+        self.cid = cid
+        self.token = token
+
+
+class PeerConnectionIds:
+    """The connection IDs the peer issued; `active.cid` is our Destination CID."""
+
+    def __init__(self, initial_cid: bytes, limit: int, max_retire_pending: int = 64) -> None:
+        self.limit = limit  # our active_connection_id_limit
+        self.max_retire_pending = max_retire_pending
+        self.active = PeerCid(0, initial_cid, None)
+        self.spare: dict[int, PeerCid] = {}
+        self.retire_prior_to = 0
+        self.retire_pending: list[int] = []  # RETIRE_CONNECTION_ID frames due
+        self.retire_unacked: set[int] = set()  # sent, not yet acknowledged
+        self.seen: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (cid, token), for §19.15 checks
+        self.tokens: set[bytes] = set()
+
+    @property
+    def cid(self) -> bytes:
+        return self.active.cid
+
+    def set_initial(self, cid: bytes) -> None:
+        """The peer's first Source CID (§7.2: the client switches to the server's)."""
+        self.active = PeerCid(0, cid, self.active.token)
+
+    def set_active_token(self, token: bytes) -> None:
+        """The server's stateless_reset_token transport parameter (sequence 0)."""
+        self.active.token = token
+        self.tokens.add(token)
+        self.seen[0] = (self.active.cid, token)
+
+    def on_new_connection_id(self, frame: NewConnectionId) -> None:
+        ft = FrameType.NEW_CONNECTION_ID
+        if not self.active.cid:
+            # §19.15: a peer using a zero-length CID cannot issue more.
+            raise TransportError.PROTOCOL_VIOLATION("NEW_CONNECTION_ID with a zero-length connection ID", frame_type=ft)
+        previous = self.seen.get(frame.sequence_number)
+        if previous is not None:
+            if previous != (frame.connection_id, frame.stateless_reset_token):
+                # §19.15: the same sequence number with other contents.
+                raise TransportError.PROTOCOL_VIOLATION("sequence number reused for another connection ID", frame_type=ft)
+            return
+        for sequence, (cid, _) in self.seen.items():
+            if cid == frame.connection_id:
+                raise TransportError.PROTOCOL_VIOLATION("connection ID reissued with another sequence number", frame_type=ft)
+        if len(self.seen) < 4 * self.limit + 16:
+            self.seen[frame.sequence_number] = (frame.connection_id, frame.stateless_reset_token)
+        if frame.sequence_number < self.retire_prior_to:
+            # §5.1.2: already retired by an earlier retire_prior_to: retire at once.
+            self._retire(frame.sequence_number)
+        else:
+            self.spare[frame.sequence_number] = PeerCid(
+                frame.sequence_number, frame.connection_id, frame.stateless_reset_token
+            )
+            self.tokens.add(frame.stateless_reset_token)
+        if frame.retire_prior_to > self.retire_prior_to:
+            self.retire_prior_to = frame.retire_prior_to
+            for sequence in [s for s in self.spare if s < frame.retire_prior_to]:
+                self._retire(sequence)
+            if self.active.sequence < frame.retire_prior_to:
+                if not self.spare:
+                    raise TransportError.PROTOCOL_VIOLATION("retire_prior_to leaves no connection ID", frame_type=ft)
+                self._switch()
+        # §5.1.1: more active IDs than our limit is CONNECTION_ID_LIMIT_ERROR.
+        if 1 + len(self.spare) > self.limit:
+            raise TransportError.CONNECTION_ID_LIMIT_ERROR(
+                f"{1 + len(self.spare)} active connection IDs, limit {self.limit}", frame_type=ft
+            )
+        # §5.1.2: SHOULD bound the retirements waiting for acknowledgment.
+        if len(self.retire_pending) + len(self.retire_unacked) > self.max_retire_pending:
+            raise TransportError.CONNECTION_ID_LIMIT_ERROR("too many connection IDs retired at once", frame_type=ft)
+
+    def _retire(self, sequence: int) -> None:
+        entry = self.spare.pop(sequence, None)
+        if entry is not None and entry.token is not None:
+            self.tokens.discard(entry.token)
+        self.retire_pending.append(sequence)
+
+    def _switch(self) -> None:
+        old = self.active
+        sequence = min(self.spare)
+        self.active = self.spare.pop(sequence)
+        if old.token is not None:
+            self.tokens.discard(old.token)
+            self.tokens.add(old.token)  # a reset may still come for the old one
+        self.retire_pending.append(old.sequence)
+
+    def change(self) -> bool:
+        """Move to the next spare ID and retire the current one (False if none)."""
+        if not self.spare:
+            return False
+        self._switch()
+        return True
+
+    def take_frames(self) -> list[RetireConnectionId]:
+        frames = [RetireConnectionId(s) for s in self.retire_pending]
+        self.retire_unacked.update(self.retire_pending)
+        self.retire_pending.clear()
+        return frames
+
+    def on_retire_acked(self, sequence: int) -> None:
+        self.retire_unacked.discard(sequence)
+
+    def on_retire_lost(self, sequence: int) -> None:
+        if sequence in self.retire_unacked:
+            self.retire_unacked.discard(sequence)
+            self.retire_pending.append(sequence)
+
+    def is_stateless_reset(self, datagram: bytes) -> bool:
+        """RFC 9000 §10.3.1: the last 16 bytes of a datagram equal a token we hold."""
+        if len(datagram) < 21 or not self.tokens:
+            return False
+        tail = bytes(datagram[-STATELESS_RESET_TOKEN_LENGTH:])
+        return any(hmac.compare_digest(tail, token) for token in self.tokens)
+
+
+__all__ = [
+    "STATELESS_RESET_TOKEN_LENGTH",
+    "stateless_reset_token",
+    "LocalConnectionIds",
+    "PeerConnectionIds",
+]

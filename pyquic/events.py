@@ -1,0 +1,107 @@
+# The events a QuicConnection hands to its application through next_event(),
+# named and shaped as aioquic names them so applications can switch.  They
+# are plain slotted dataclasses (cheap to make: one per STREAM frame on the
+# receive path); the connection queues them in the order things happened.
+# The stream events are defined here and used by streams.py.
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+
+class QuicEvent:
+    """Base class of every event."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class ProtocolNegotiated(QuicEvent):
+    """ALPN chose this protocol (emitted right before HandshakeCompleted)."""
+
+    alpn_protocol: Optional[str]
+
+
+@dataclass(slots=True)
+class HandshakeCompleted(QuicEvent):
+    alpn_protocol: Optional[str]
+    early_data_accepted: bool
+    session_resumed: bool
+
+
+@dataclass(slots=True)
+class StreamDataReceived(QuicEvent):
+    stream_id: int
+    data: bytes = field(repr=False)
+    end_stream: bool
+
+    def __repr__(self) -> str:
+        return f"StreamDataReceived(stream_id={self.stream_id}, {len(self.data)} bytes, end_stream={self.end_stream})"
+
+
+@dataclass(slots=True)
+class StreamReset(QuicEvent):
+    """The peer reset its sending part (RESET_STREAM)."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(slots=True)
+class StopSendingReceived(QuicEvent):
+    """The peer asked us to stop sending; the stream was reset with its code."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(slots=True)
+class ConnectionIdIssued(QuicEvent):
+    """We issued a new connection ID: route it to this connection."""
+
+    connection_id: bytes
+
+
+@dataclass(slots=True)
+class ConnectionIdRetired(QuicEvent):
+    """One of our connection IDs was retired: stop routing it."""
+
+    connection_id: bytes
+
+
+@dataclass(slots=True)
+class PingAcknowledged(QuicEvent):
+    uid: int
+
+
+@dataclass(slots=True)
+class DatagramFrameReceived(QuicEvent):
+    data: bytes
+
+
+@dataclass(slots=True)
+class ConnectionTerminated(QuicEvent):
+    """The connection is over.  error_code is a transport code (frame_type set,
+    possibly 0) or, when frame_type is None, an application code."""
+
+    error_code: int
+    frame_type: Optional[int]
+    reason_phrase: str
+
+
+StreamEvent = Union[StreamDataReceived, StreamReset, StopSendingReceived]
+
+__all__ = [
+    "QuicEvent",
+    "ProtocolNegotiated",
+    "HandshakeCompleted",
+    "StreamDataReceived",
+    "StreamReset",
+    "StopSendingReceived",
+    "ConnectionIdIssued",
+    "ConnectionIdRetired",
+    "PingAcknowledged",
+    "DatagramFrameReceived",
+    "ConnectionTerminated",
+    "StreamEvent",
+]

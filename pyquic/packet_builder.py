@@ -1,0 +1,660 @@
+# Filling datagrams for one connection (RFC 9000 §12.2, §13, §14.1; RFC 9001
+# §4, §5).  Owns
+#   - what goes into each packet, in priority order: ACK, CONNECTION_CLOSE,
+#     CRYPTO, HANDSHAKE_DONE, control frames (connection IDs, flow control,
+#     stream resets, PATH_RESPONSE, PING), DATAGRAM, then STREAM data
+#     (retransmissions first: the stream buffers resend lost ranges first);
+#   - coalescing Initial + Handshake (+ 1-RTT) packets in one datagram and
+#     padding datagrams that carry Initial packets to 1200 bytes (the client
+#     always, the server when the Initial is ack-eliciting: §14.1);
+#   - the 1-RTT burst: runs of full-sized short-header packets protected
+#     with one PacketProtection.protect_batch call, handed out as GSO-ready
+#     buffers (every packet segment_size bytes except possibly the last);
+#   - the limits on what may go: congestion window, pacing, PTO probes
+#     (which ignore the window, RFC 9002 §7.5), the server's 3x
+#     anti-amplification budget (RFC 9000 §8.1);
+#   - the SentPacket records and their frame records, and what an
+#     acknowledgment or a loss of each record means (on_packet_acked /
+#     on_packet_lost).
+# The connection owns the state; this module reads and updates it.
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from .buffer import encode_varint, varint_size
+from .frames import (
+    Ack,
+    ConnectionClose,
+    Datagram,
+    FrameType,
+    HandshakeDone,
+    NewConnectionId,
+    PathResponse,
+    Ping,
+    RetireConnectionId,
+    crypto_frame_header,
+    stream_frame_header,
+)
+from .packet import PacketType, encode_long_header, packet_number_length
+from .recovery import PacketNumberSpace, SentPacket
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import QuicConnection
+
+INITIAL = PacketNumberSpace.INITIAL
+HANDSHAKE = PacketNumberSpace.HANDSHAKE
+APPLICATION = PacketNumberSpace.APPLICATION
+
+# Frame records kept in SentPacket.frames: tuples whose first item is one of these.
+K_ACK = 0  # (K_ACK, space, largest acknowledged)
+K_CRYPTO = 1  # (K_CRYPTO, space, offset, length)
+K_STREAM = 2  # (K_STREAM, stream_id, offset, length, fin)
+K_STREAM_CTRL = 3  # (K_STREAM_CTRL, frame) a StreamManager frame
+K_HANDSHAKE_DONE = 4  # (K_HANDSHAKE_DONE,)
+K_NEW_CID = 5  # (K_NEW_CID, frame)
+K_RETIRE_CID = 6  # (K_RETIRE_CID, sequence)
+K_PING = 7  # (K_PING, uid or None)
+
+TAG = 16
+MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
+# A packet this close to full is padded to full so a GSO batch continues.
+PAD_TO_FULL_SLACK = 32
+# STREAM frames fetched at once for the packets of a burst.
+PREFETCH_PACKETS = 16
+# UDP GSO: at most 64 segments and 64 KiB per send.
+GSO_MAX_SEGMENTS = 64
+GSO_MAX_BYTES = 65000
+_HANDSHAKE_DONE = (K_HANDSHAKE_DONE,)
+_HANDSHAKE_DONE_BYTES = bytes((FrameType.HANDSHAKE_DONE,))
+_PING_BYTE = bytes((FrameType.PING,))
+
+
+class PacketBuilder:
+    """Builds the datagrams of one connection; see the module header."""
+
+    def __init__(self, connection: "QuicConnection") -> None:
+        self.c = connection
+        self.ctrl: list = []  # control frames taken from their owners, not yet sent
+
+    # ------------------------------------------------------------------
+    # entry points
+    def build(self, now: float) -> list[tuple[bytes, int]]:
+        """Everything that may be sent now, as (buffer, segment_size) batches."""
+        c = self.c
+        out: list[tuple[bytes, int]] = []
+        self._collect_control(now)
+        for _ in range(16):  # handshake datagrams (a flight is a few datagrams)
+            if not self._long_work(now):
+                break
+            datagram = self._build_coalesced(now)
+            if datagram is None:
+                break
+            out.append((datagram, len(datagram)))
+        if c._one_rtt is not None and not c._closing:
+            self._build_short(now, out)
+            # Stopping for flow control may have made *_BLOCKED due (RFC 9000
+            # §4.1): send it in this round, not after the peer's next packet.
+            if c._streams_ready and c._streams.blocked_pending:
+                self._collect_control(now)
+                if self.ctrl:
+                    self._build_short(now, out)
+        return out
+
+    def build_close(self, now: float) -> Optional[bytes]:
+        """One datagram carrying CONNECTION_CLOSE in every space we can send in
+        (RFC 9000 §10.2.3: Initial/Handshake too before confirmation, where an
+        application close becomes APPLICATION_ERROR without a reason)."""
+        c = self.c
+        frame: ConnectionClose = c._close_frame
+        parts = []
+        for sid in (INITIAL, HANDSHAKE):
+            space = c._spaces[sid]
+            if space.send_keys is None or space.discarded or c._handshake_confirmed:
+                continue
+            f = frame
+            if f.application:
+                f = ConnectionClose(0x0C, 0, "", False)
+            payload = bytearray()
+            f.encode(payload)
+            parts.append([sid, payload, [], False])
+        if c._one_rtt is not None:
+            payload = bytearray()
+            frame.encode(payload)
+            parts.append([APPLICATION, payload, [], False])
+        if not parts:
+            return None
+        return self._finish_datagram(parts, now, pad=c.is_client and parts[0][0] == INITIAL)
+
+    # ------------------------------------------------------------------
+    # control frames
+    def _collect_control(self, now: float) -> None:
+        c = self.c
+        if c._one_rtt is None:
+            return
+        ctrl = self.ctrl
+        if c._streams_ready:
+            ctrl.extend(c._streams.take_control_frames(now, c._loss.rtt.smoothed_rtt))
+        if c._local_cids.pending:
+            ctrl.extend(c._local_cids.take_frames())
+        if c._peer_cids.retire_pending:
+            ctrl.extend(c._peer_cids.take_frames())
+        if c._path_responses:
+            ctrl.extend(c._path_responses)
+            c._path_responses.clear()
+
+    # ------------------------------------------------------------------
+    # long-header (handshake) datagrams
+    def _long_work(self, now: float) -> bool:
+        c = self.c
+        for sid in (INITIAL, HANDSHAKE):
+            space = c._spaces[sid]
+            if space.send_keys is None or space.discarded:
+                continue
+            if space.crypto_send.has_pending or space.probes or space.ack.ack_due(now):
+                return True
+        return False
+
+    def _budget(self) -> int:
+        """Bytes the anti-amplification limit still allows (RFC 9000 §8.1)."""
+        c = self.c
+        if c._address_validated:
+            return 1 << 30
+        return 3 * c._bytes_received - c._bytes_sent
+
+    def _build_coalesced(self, now: float) -> Optional[bytes]:
+        c = self.c
+        budget = self._budget()
+        remaining = min(c._mds, budget)
+        # A server's ack-eliciting Initial must fill 1200 bytes (RFC 9000 §14.1);
+        # below that budget only an ACK may go in Initial.
+        initial_ack_only = not c.is_client and budget < MIN_INITIAL_DATAGRAM
+        dcid_len = len(c._peer_cids.cid)
+        scid_len = len(c._local_cids.host_cid)
+        parts: list = []
+        for sid in (INITIAL, HANDSHAKE):
+            space = c._spaces[sid]
+            if space.send_keys is None or space.discarded:
+                continue
+            overhead = 7 + dcid_len + scid_len + 2 + 4 + TAG
+            if sid == INITIAL:
+                overhead += varint_size(len(c._token)) + len(c._token)
+            room = remaining - overhead
+            if room < 48:
+                break
+            content = self._fill_long(space, room, now, ack_only=initial_ack_only and sid == INITIAL)
+            if content is None:
+                continue
+            payload, records, eliciting = content
+            parts.append([sid, payload, records, eliciting])
+            remaining -= overhead + len(payload)
+        if not parts:
+            return None
+        kp = c._one_rtt
+        if kp is not None and not c._closing and remaining > 64 + dcid_len:
+            room = remaining - (1 + dcid_len + 4 + TAG)
+            content = self._fill_app(room, now, True, c._can_send_eliciting(now))
+            if content is not None:
+                parts.append([APPLICATION, content[0], content[1], content[2]])
+        has_initial = parts[0][0] == INITIAL
+        pad = has_initial and (c.is_client or parts[0][3])
+        return self._finish_datagram(parts, now, pad)
+
+    def _finish_datagram(self, parts: list, now: float, pad: bool) -> bytes:
+        """Headers, padding, protection and records for the packets of one datagram."""
+        c = self.c
+        loss = c._loss
+        version = c._version
+        dcid = c._peer_cids.cid
+        scid = c._local_cids.host_cid
+        # Plain sizes first, to know how much padding the datagram needs.
+        plans = []
+        total = 0
+        for sid, payload, records, eliciting in parts:
+            space = c._spaces[sid]
+            pn = space.next_pn
+            pn_len = packet_number_length(pn, loss.largest_acked(sid))
+            if len(payload) < 4 - pn_len:
+                payload += bytes(4 - pn_len - len(payload))  # room for the header protection sample
+            if sid == APPLICATION:
+                header_len = 1 + len(dcid) + pn_len
+            else:
+                header_len = 7 + len(dcid) + len(scid) + 2 + pn_len
+                if sid == INITIAL:
+                    header_len += varint_size(len(c._token)) + len(c._token)
+            plans.append([sid, payload, records, eliciting, pn, pn_len])
+            total += header_len + len(payload) + TAG
+        padded = False
+        if pad and total < MIN_INITIAL_DATAGRAM:
+            # RFC 9000 §14.1: PADDING frames in the last packet fill the datagram.
+            plans[-1][1] += bytes(MIN_INITIAL_DATAGRAM - total)
+            padded = True
+        chunks = []
+        sent_handshake = False
+        for i, (sid, payload, records, eliciting, pn, pn_len) in enumerate(plans):
+            space = c._spaces[sid]
+            if sid == APPLICATION:
+                kp = c._one_rtt
+                header = _short_header(dcid, pn, pn_len, kp.send_phase)
+                protection = kp.send.protection
+                kp.sent_with_key += 1
+            else:
+                ptype = PacketType.INITIAL if sid == INITIAL else PacketType.HANDSHAKE
+                header = encode_long_header(
+                    version, ptype, dcid, scid, pn, pn_len,
+                    token=c._token if sid == INITIAL else b"", payload_length=len(payload) + TAG,
+                )
+                protection = space.send_keys.protection
+                if sid == HANDSHAKE:
+                    sent_handshake = True
+            packet = protection.protect(header, payload, pn)
+            chunks.append(packet)
+            space.next_pn = pn + 1
+            in_flight = eliciting or (padded and i == len(plans) - 1)
+            loss.on_packet_sent(SentPacket(sid, pn, now, len(packet), eliciting, in_flight, records))
+            c._on_packet_sent(sid, pn, len(packet), eliciting, records, now)
+        datagram = b"".join(chunks)
+        c._bytes_sent += len(datagram)
+        if sent_handshake and c.is_client and not c._spaces[INITIAL].discarded:
+            # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+            c._discard_space(INITIAL, now)
+        return datagram
+
+    def _fill_long(self, space, room: int, now: float, ack_only: bool = False):
+        """An Initial or Handshake payload: ACK, CRYPTO, or a PING probe."""
+        payload = bytearray()
+        records: list = []
+        eliciting = False
+        ack = space.ack
+        if ack.ack_pending and (ack.ack_due(now) or space.crypto_send.has_pending or space.probes):
+            self._write_ack(space, payload, records, room, now)
+        if ack_only:
+            return (payload, records, False) if payload else None
+        crypto = space.crypto_send
+        while crypto.has_pending:
+            left = room - len(payload)
+            offset = crypto.next_offset
+            header_size = 1 + varint_size(offset) + 2
+            if left <= header_size + 16:
+                break
+            piece = crypto.get_frame(left - header_size)
+            if piece is None:
+                break
+            data, offset, _ = piece
+            payload += crypto_frame_header(offset, len(data))
+            payload += data
+            records.append((K_CRYPTO, space.id, offset, len(data)))
+            eliciting = True
+        if space.probes:
+            if not eliciting and len(payload) < room:
+                payload += _PING_BYTE
+                records.append((K_PING, None))
+                eliciting = True
+            space.probes -= 1
+        if not payload:
+            return None
+        return payload, records, eliciting
+
+    def _write_ack(self, space, payload: bytearray, records: list, room: int, now: float) -> None:
+        ack = space.ack
+        left = room - len(payload)
+        max_ranges = max(1, min(ack.max_ranges, (left - 12) // 8))
+        before = len(payload)
+        while True:
+            data = ack.build_ack(now, max_ranges=max_ranges)
+            if data is None:
+                return
+            Ack(data.ranges, data.ack_delay_encoded, data.ecn_counts).encode(payload)
+            if len(payload) <= room or max_ranges == 1:
+                break
+            del payload[before:]  # large packet numbers: fewer ranges fit
+            max_ranges //= 2
+        if len(payload) > room:
+            del payload[before:]
+            return
+        ack.on_ack_sent()
+        records.append((K_ACK, space.id, data.ranges[0][1] - 1))
+
+    # ------------------------------------------------------------------
+    # 1-RTT
+    def _fill_app(self, room: int, now: float, first: bool, can_elicit: bool):
+        """A 1-RTT payload of at most `room` bytes, or None."""
+        c = self.c
+        space = c._spaces[APPLICATION]
+        payload = bytearray()
+        records: list = []
+        eliciting = False
+        ack = space.ack
+        if ack.ack_pending and (ack.ack_due(now) or (first and can_elicit and self._app_has_data())):
+            self._write_ack(space, payload, records, room, now)
+        if not can_elicit:
+            if not payload:
+                return None
+            return payload, records, False
+        if c._handshake_done_pending and room - len(payload) > 1:
+            c._handshake_done_pending = False
+            payload += _HANDSHAKE_DONE_BYTES
+            records.append(_HANDSHAKE_DONE)
+            eliciting = True
+        if self.ctrl:
+            eliciting |= self._write_control(payload, records, room)
+        if c._pings:
+            while c._pings and room - len(payload) > 1:
+                payload += _PING_BYTE
+                records.append((K_PING, c._pings.pop(0)))
+                eliciting = True
+        if c._datagrams_pending:
+            queue = c._datagrams_pending
+            while queue and room - len(payload) > len(queue[0]) + 9:
+                Datagram(queue.popleft()).encode(payload)
+                eliciting = True
+        crypto = space.crypto_send
+        if crypto.has_pending:
+            left = room - len(payload) - 1 - varint_size(crypto.next_offset) - 2
+            piece = crypto.get_frame(left) if left > 16 else None
+            if piece is not None:
+                data, offset, _ = piece
+                payload += crypto_frame_header(offset, len(data))
+                payload += data
+                records.append((K_CRYPTO, APPLICATION, offset, len(data)))
+                eliciting = True
+        if c._streams_ready:
+            streams = c._streams
+            while room - len(payload) > 8:
+                frame = streams.next_stream_frame(room - len(payload))
+                if frame is None:
+                    break
+                data = frame.data
+                payload += stream_frame_header(frame.stream_id, frame.offset, len(data), frame.fin)
+                payload += data
+                records.append((K_STREAM, frame.stream_id, frame.offset, len(data), frame.fin))
+                eliciting = True
+        if space.probes:
+            if not eliciting and len(payload) < room:
+                payload += _PING_BYTE
+                records.append((K_PING, None))
+                eliciting = True
+            space.probes -= 1
+        if c._ping_eliciting_needed and not eliciting and payload and len(payload) < room:
+            # recovery asks for an ack-eliciting frame now and then (ACK-only senders)
+            payload += _PING_BYTE
+            records.append((K_PING, None))
+            eliciting = True
+            c._ping_eliciting_needed = False
+        if not payload:
+            return None
+        return payload, records, eliciting
+
+    def _app_has_data(self) -> bool:
+        c = self.c
+        return bool(
+            self.ctrl or c._pings or c._datagrams_pending or c._handshake_done_pending
+            or c._spaces[APPLICATION].probes or (c._streams_ready and c._streams.has_queued)
+        )
+
+    def _write_control(self, payload: bytearray, records: list, room: int) -> bool:
+        from .connection import _frame_name
+
+        left_over = []
+        wrote = False
+        counts = self.c._stats.frames_sent
+        for frame in self.ctrl:
+            before = len(payload)
+            frame.encode(payload)
+            if len(payload) > room:
+                del payload[before:]
+                left_over.append(frame)
+                continue
+            kind = type(frame)
+            name = _frame_name(kind)
+            counts[name] = counts.get(name, 0) + 1
+            if kind is NewConnectionId:
+                records.append((K_NEW_CID, frame))
+            elif kind is RetireConnectionId:
+                records.append((K_RETIRE_CID, frame.sequence_number))
+            elif kind is not PathResponse:
+                records.append((K_STREAM_CTRL, frame))
+            wrote = True
+        self.ctrl = left_over
+        return wrote
+
+    def _build_short(self, now: float, out: list) -> None:
+        """The 1-RTT burst: full-sized packets back to back, protected in batches.
+
+        Packets that carry only STREAM data (the bulk of a transfer) take a
+        fast path; anything else (ACKs due, control frames, probes...) goes
+        through _fill_app."""
+        c = self.c
+        kp = c._one_rtt
+        space = c._spaces[APPLICATION]
+        ack = space.ack
+        loss = c._loss
+        cc = loss.cc
+        pacer = loss.pacer
+        streams = c._streams
+        crypto = space.crypto_send
+        on_packet_sent = loss.on_packet_sent
+        stats = c._stats
+        mds = c._mds
+        dcid = c._peer_cids.cid
+        largest_acked = loss.largest_acked(APPLICATION)
+        validated = c._address_validated
+        pacing = c._configuration.pacing and pacer.rate is not None
+        # Full-sized packets pacing lets through right now (the bucket does
+        # not refill while `now` stands still).
+        paced = pacer.burst_size(now) if pacing else 1 << 30
+        protection = kp.send.protection
+        phase = kp.send_phase
+        batch: list = []
+        segment = 0
+        batch_bytes = 0
+        first = True
+        prefetched: list = []  # STREAM frames taken for this burst
+        fetched = 0  # ... of which this many were put in packets
+        while True:
+            if validated:
+                size_limit = mds
+            else:
+                budget = self._budget()
+                size_limit = mds if budget >= mds else budget
+                if size_limit < 64:
+                    c._amplification_blocked = True
+                    break
+            pn = space.next_pn
+            pn_len = packet_number_length(pn, largest_acked)
+            header_len = 1 + len(dcid) + pn_len
+            room = size_limit - header_len - TAG
+            if (
+                space.probes or self.ctrl or c._pings or c._datagrams_pending or c._handshake_done_pending
+                or c._ping_eliciting_needed or crypto.has_pending or ack.ack_due(now)
+                or (first and ack.ack_pending)
+            ):
+                if space.probes:
+                    can_elicit = True  # RFC 9002 §7.5: probes ignore the window
+                elif not cc.can_send(mds):
+                    can_elicit = False
+                elif paced > 0:
+                    can_elicit = True
+                else:
+                    can_elicit = c._can_send_eliciting(now)  # sets the pacing wake-up
+                content = self._fill_app(room, now, first, can_elicit)
+                if content is None:
+                    break
+                payload, records, eliciting = content
+            else:
+                # The fast path: STREAM frames only.
+                if not cc.can_send(mds):
+                    break
+                if paced <= 0:
+                    c._can_send_eliciting(now)  # sets the pacing timer
+                    break
+                if fetched < len(prefetched):
+                    frame = prefetched[fetched]
+                    fetched += 1
+                else:
+                    # Frames for the packets this burst may still send, sized
+                    # for the longest packet number among them, in one go.
+                    count = 1
+                    if validated:
+                        window = (cc.congestion_window - cc.bytes_in_flight) // mds
+                        count = max(1, min(paced, window, PREFETCH_PACKETS))
+                    batch_room = room - (packet_number_length(pn + count, largest_acked) - pn_len)
+                    prefetched = streams.next_stream_frames(batch_room, count)
+                    if not prefetched:
+                        break
+                    frame = prefetched[0]
+                    fetched = 1
+                data = frame.data
+                records = [(K_STREAM, frame.stream_id, frame.offset, len(data), frame.fin)]
+                payload = stream_frame_header(frame.stream_id, frame.offset, len(data), frame.fin) + data
+                while room - len(payload) > PAD_TO_FULL_SLACK and fetched == len(prefetched) and streams.has_queued:
+                    frame = streams.next_stream_frame(room - len(payload))
+                    if frame is None:
+                        break
+                    data = frame.data
+                    records.append((K_STREAM, frame.stream_id, frame.offset, len(data), frame.fin))
+                    payload += stream_frame_header(frame.stream_id, frame.offset, len(data), frame.fin)
+                    payload += data
+                eliciting = True
+            first = False
+            padded = False
+            short = room - len(payload)
+            if short and eliciting and short < PAD_TO_FULL_SLACK:
+                payload += bytes(short)  # keep the GSO batch going (PADDING frames)
+                padded = True
+            elif len(payload) < 4 - pn_len:
+                payload += bytes(4 - pn_len - len(payload))
+                padded = True
+            size = header_len + len(payload) + TAG
+            header = (
+                bytes((0x40 | (phase << 2) | (pn_len - 1),))
+                + dcid
+                + (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+            )
+            space.next_pn = pn + 1
+            kp.sent_with_key += 1
+            on_packet_sent(SentPacket(APPLICATION, pn, now, size, eliciting, eliciting or padded, records))
+            if eliciting:
+                paced -= 1
+                if c._idle_restart_on_send:
+                    # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
+                    c._last_activity = now
+                    c._idle_restart_on_send = False
+            stats.packets_sent += 1
+            if c._qlog is not None:
+                c._qlog.packet_sent(now, APPLICATION, pn, size, records)
+            c._bytes_sent += size
+            if batch and (size > segment or len(batch) >= GSO_MAX_SEGMENTS or batch_bytes + size > GSO_MAX_BYTES):
+                out.append((protection.protect_batch(batch), segment))
+                batch = []
+            if not batch:
+                segment = size
+                batch_bytes = 0
+            batch.append((header, payload, pn))
+            batch_bytes += size
+            if size < segment:
+                out.append((protection.protect_batch(batch), segment))
+                batch = []
+        if batch:
+            out.append((protection.protect_batch(batch), segment))
+        for frame in prefetched[fetched:]:
+            streams.on_frame_lost(frame)  # taken but not sent: back to the stream
+
+
+def _short_header(dcid: bytes, pn: int, pn_len: int, key_phase: int) -> bytes:
+    return (
+        bytes((0x40 | (key_phase << 2) | (pn_len - 1),))
+        + dcid
+        + (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+    )
+
+
+# ----------------------------------------------------------------------
+# what acknowledgments and losses of sent packets mean
+
+
+def on_packets_acked(c: "QuicConnection", packets: list) -> None:
+    """The records of newly acknowledged packets (in packet number order).
+    Contiguous STREAM ranges of one stream -- a bulk transfer's packets --
+    are merged into one acknowledgment for the stream."""
+    streams = c._streams
+    run_id = run_start = run_end = -1
+    run_fin = False
+    for packet in packets:
+        frames = packet.frames
+        if len(frames) == 1:
+            record = frames[0]
+            if record[0] == K_STREAM:
+                if record[1] == run_id and record[2] == run_end and not run_fin:
+                    run_end += record[3]
+                    run_fin = record[4]
+                    continue
+                if run_id >= 0:
+                    streams.on_stream_frame_acked(run_id, run_start, run_end - run_start, run_fin)
+                run_id, run_start, run_end, run_fin = record[1], record[2], record[2] + record[3], record[4]
+                continue
+        on_packet_acked(c, packet)
+    if run_id >= 0:
+        streams.on_stream_frame_acked(run_id, run_start, run_end - run_start, run_fin)
+
+
+def on_packet_acked(c: "QuicConnection", packet: SentPacket) -> None:
+    streams = c._streams
+    for record in packet.frames:
+        kind = record[0]
+        if kind == K_STREAM:
+            streams.on_stream_frame_acked(record[1], record[2], record[3], record[4])
+        elif kind == K_ACK:
+            c._spaces[record[1]].ack.on_ack_of_ack(record[2])
+        elif kind == K_CRYPTO:
+            space = c._spaces[record[1]]
+            if not space.discarded:
+                space.crypto_send.on_data_acked(record[2], record[3], False)
+        elif kind == K_STREAM_CTRL:
+            streams.on_frame_acked(record[1])
+        elif kind == K_PING:
+            if record[1] is not None:
+                c._on_ping_acked(record[1])
+        elif kind == K_RETIRE_CID:
+            c._peer_cids.on_retire_acked(record[1])
+
+
+def on_packet_lost(c: "QuicConnection", packet: SentPacket) -> None:
+    streams = c._streams
+    for record in packet.frames:
+        kind = record[0]
+        if kind == K_STREAM:
+            streams.on_stream_frame_lost(record[1], record[2], record[3], record[4])
+        elif kind == K_CRYPTO:
+            space = c._spaces[record[1]]
+            if not space.discarded:
+                space.crypto_send.on_data_lost(record[2], record[3], False)
+        elif kind == K_STREAM_CTRL:
+            streams.on_frame_lost(record[1])
+        elif kind == K_HANDSHAKE_DONE:
+            c._handshake_done_pending = True
+        elif kind == K_NEW_CID:
+            c._local_cids.on_frame_lost(record[1])
+        elif kind == K_RETIRE_CID:
+            c._peer_cids.on_retire_lost(record[1])
+        elif kind == K_PING:
+            if record[1] is not None:
+                c._pings.append(record[1])
+
+
+def requeue_for_probe(c: "QuicConnection", packet: SentPacket) -> None:
+    """A PTO probe resends this outstanding packet's retransmittable content
+    (the original may still be acknowledged; the buffers drop duplicates)."""
+    streams = c._streams
+    for record in packet.frames:
+        kind = record[0]
+        if kind == K_CRYPTO:
+            space = c._spaces[record[1]]
+            if not space.discarded:
+                space.crypto_send.on_data_lost(record[2], record[3], False)
+        elif kind == K_STREAM:
+            streams.on_stream_frame_lost(record[1], record[2], record[3], record[4])
+        elif kind == K_HANDSHAKE_DONE:
+            c._handshake_done_pending = True
+
+
+__all__ = ["PacketBuilder", "on_packet_acked", "on_packets_acked", "on_packet_lost", "requeue_for_probe", "encode_varint"]

@@ -1,0 +1,233 @@
+# QuicEndpoint, the sans-I/O server side: routing by connection ID (the
+# client's original DCID and every CID the connection issues, until it
+# terminates), accepting only full-sized Initials with long enough DCIDs,
+# Version Negotiation, Retry tokens (AEAD-sealed, bound to the address,
+# expiring), stateless resets with the RFC 9000 §10.3 size rules, timers.
+import pytest
+
+from pyquic import events
+from pyquic.connection import QuicConnection, QuicConnectionState
+from pyquic.connection_ids import stateless_reset_token
+from pyquic.endpoint import QuicEndpoint, RetryTokens
+from pyquic.packet import PacketType, decode_header, split_datagram
+from pyquic.versions import QUIC_V1, QUIC_V2
+from tests.quic_pair import (
+    CLIENT_ADDR,
+    SERVER_ADDR,
+    Pair,
+    client_configuration,
+    endpoint_pair,
+    seeded_entropy,
+    server_configuration,
+)
+
+
+def first_flight(config=None):
+    client = QuicConnection(configuration=config or client_configuration(), entropy=seeded_entropy(5))
+    client.connect(SERVER_ADDR, now=0.0)
+    return client, [d for d, _ in client.datagrams_to_send(now=0.0)]
+
+
+def make_endpoint(**kwargs):
+    return QuicEndpoint(server_configuration(), entropy=seeded_entropy(9), **kwargs)
+
+
+def test_accepts_a_client_and_routes_by_every_cid():
+    pair, endpoint = endpoint_pair()
+    pair.handshake()
+    pair.drive()
+    conn = endpoint.connections[0]
+    assert endpoint.accept() is conn and endpoint.accept() is None
+    routed = {cid for cid, c in endpoint._routes.items() if c is conn}
+    assert conn.original_destination_connection_id in routed
+    assert set(conn.host_cids) <= routed and len(conn.host_cids) == 8
+    # After the client moves to another CID, data still arrives.
+    pair.client.change_connection_id()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, b"via another cid", end_stream=True)
+    pair.drive()
+    assert pair.received("server", sid) == b"via another cid"
+    # The retired CID is no longer routed; its replacement is.
+    retired = [e.connection_id for e in pair.server_events if isinstance(e, events.ConnectionIdRetired)]
+    assert retired and all(cid not in endpoint._routes for cid in retired)
+    assert set(conn.host_cids) <= set(endpoint._routes)
+
+
+def test_two_clients_on_one_endpoint():
+    endpoint = make_endpoint()
+    clients = [QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(i)) for i in (1, 2)]
+    now = 0.0
+    for client in clients:
+        client.connect(SERVER_ADDR, now=now)
+    addrs = [("10.0.0.1", 1000), ("10.0.0.3", 2000)]
+    for _ in range(20):
+        for client, addr in zip(clients, addrs):
+            for data, _ in client.datagrams_to_send(now=now):
+                endpoint.receive_datagram(data, addr, now)
+        for data, addr in endpoint.datagrams_to_send(now):
+            clients[addrs.index(addr)].receive_datagram(data, SERVER_ADDR, now=now)
+        now += 0.01
+    assert all(c.handshake_complete for c in clients)
+    assert len(endpoint.connections) == 2
+    for i, client in enumerate(clients):
+        client.send_stream_data(0, f"client {i}".encode(), end_stream=True)
+    for _ in range(5):
+        for client, addr in zip(clients, addrs):
+            for data, _ in client.datagrams_to_send(now=now):
+                endpoint.receive_datagram(data, addr, now)
+        now += 0.01
+    for i, conn in enumerate(endpoint.connections):
+        got = []
+        while (e := conn.next_event()) is not None:
+            if isinstance(e, events.StreamDataReceived):
+                got.append(e.data)
+        assert got == [f"client {i}".encode()]
+
+
+def test_small_initial_datagrams_and_short_dcids_are_dropped():
+    endpoint = make_endpoint()
+    _, flight = first_flight()
+    assert endpoint.receive_datagram(flight[0][:1199], CLIENT_ADDR, 0.0) is None
+    assert endpoint.connections == [] and endpoint.stateless_datagrams() == []
+    # A 7-byte DCID (RFC 9000 §7.2: clients use at least 8).
+    header = decode_header(flight[0], 0, short_dcid_length=8)
+    assert len(header.destination_cid) == 8
+    mangled = bytearray(flight[0])
+    mangled[5] = 7
+    assert endpoint.receive_datagram(bytes(mangled), CLIENT_ADDR, 0.0) is None
+    assert endpoint.connections == []
+
+
+def test_version_negotiation_for_unknown_versions():
+    endpoint = make_endpoint()
+    _, flight = first_flight()
+    datagram = bytearray(flight[0])
+    datagram[1:5] = (0x1A2A3A4A).to_bytes(4, "big")
+    assert endpoint.receive_datagram(bytes(datagram), CLIENT_ADDR, 0.0) is None
+    (reply, addr), = endpoint.stateless_datagrams()
+    assert addr == CLIENT_ADDR
+    header = decode_header(reply, 0, short_dcid_length=8)
+    assert header.packet_type is PacketType.VERSION_NEGOTIATION
+    sent = decode_header(flight[0], 0, short_dcid_length=8)
+    # RFC 9000 §17.2.1: the client's CIDs, swapped.
+    assert header.destination_cid == sent.source_cid and header.source_cid == sent.destination_cid
+    assert QUIC_V1 in header.supported_versions and QUIC_V2 in header.supported_versions
+    assert any(v & 0x0F0F0F0F == 0x0A0A0A0A for v in header.supported_versions)  # a GREASE version
+    # Not for datagrams a client's Initial could not be (amplification).
+    assert endpoint.receive_datagram(bytes(datagram[:600]), CLIENT_ADDR, 0.0) is None
+    assert endpoint.stateless_datagrams() == []
+
+
+def test_retry_tokens_are_bound_to_address_and_time():
+    tokens = RetryTokens(b"k" * 16, seeded_entropy(1))
+    token = tokens.seal(CLIENT_ADDR, b"odcid-12", b"rscid-12", now=100.0)
+    assert tokens.open(token, CLIENT_ADDR, 105.0) == (b"odcid-12", b"rscid-12")
+    assert tokens.open(token, ("10.9.9.9", 4433), 105.0) is None
+    assert tokens.open(token, CLIENT_ADDR, 111.0) is None  # expired
+    assert tokens.open(token[:-1] + bytes([token[-1] ^ 1]), CLIENT_ADDR, 105.0) is None
+    assert tokens.open(b"short", CLIENT_ADDR, 105.0) is None
+
+
+def test_retry_then_token_from_another_address_is_dropped():
+    endpoint = make_endpoint(retry=True)
+    client, flight = first_flight()
+    endpoint.receive_datagram(flight[0], CLIENT_ADDR, 0.0)
+    (retry, _), = endpoint.stateless_datagrams()
+    assert decode_header(retry, 0, short_dcid_length=8).packet_type is PacketType.RETRY
+    client.receive_datagram(retry, SERVER_ADDR, now=0.01)
+    assert client._retry_received
+    again = [d for d, _ in client.datagrams_to_send(now=0.01)]
+    assert endpoint.receive_datagram(again[0], ("10.6.6.6", 1), 0.02) is None
+    assert endpoint.connections == []
+    conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
+    assert conn is not None and conn.original_destination_connection_id == client.original_destination_connection_id
+
+
+def test_stateless_reset_size_rules():
+    key = b"r" * 32
+    endpoint = make_endpoint(stateless_reset_key=key)
+    dcid = b"\x11" * 8
+    for size, expected in ((21, None), (22, 21), (30, 29), (43, 42), (44, 43), (1200, 43)):
+        packet = bytes([0x41]) + dcid + bytes(size - 9)
+        endpoint.receive_datagram(packet, CLIENT_ADDR, 0.0)
+        replies = endpoint.stateless_datagrams()
+        if expected is None:
+            assert replies == []
+        else:
+            (reply, _), = replies
+            # RFC 9000 §10.3.3: always smaller than the packet that triggered it.
+            assert len(reply) == expected < size
+            assert reply[0] & 0xC0 == 0x40  # looks like a short header
+            assert reply[-16:] == stateless_reset_token(key, dcid)
+
+
+def test_reset_tokens_match_what_the_connection_advertised():
+    key = b"q" * 32
+    pair, endpoint = endpoint_pair(stateless_reset_key=key)
+    pair.handshake()
+    pair.drive()
+    conn = endpoint.connections[0]
+    for entry in conn._local_cids.by_sequence.values():
+        assert entry.token == stateless_reset_token(key, entry.cid)
+    # The client learned every one of them (transport parameter + NEW_CONNECTION_ID).
+    assert pair.client._peer_cids.tokens >= {stateless_reset_token(key, c) for c in conn.host_cids} - {
+        stateless_reset_token(key, pair.client.peer_cid)
+    }
+
+
+def test_packets_of_other_kinds_with_unknown_cids_are_dropped():
+    endpoint = make_endpoint()
+    client, flight = first_flight()
+    # A Handshake-type long header for nobody.
+    datagram = bytearray(flight[0])
+    datagram[0] = (datagram[0] & 0xCF) | 0x20
+    assert endpoint.receive_datagram(bytes(datagram), CLIENT_ADDR, 0.0) is None
+    assert endpoint.stateless_datagrams() == [] and endpoint.stats["datagrams_dropped"] == 1
+    assert endpoint.receive_datagram(b"", CLIENT_ADDR, 0.0) is None
+
+
+def test_terminated_connections_are_forgotten_and_timers_collected():
+    pair, endpoint = endpoint_pair(server_configuration(idle_timeout=2.0))
+    pair.handshake()
+    conn = endpoint.connections[0]
+    assert endpoint.get_timer() == conn.get_timer()
+    pair.drive(duration=10, quiet_gap=100)
+    assert conn.state == QuicConnectionState.TERMINATED
+    assert endpoint.connections == [] and endpoint._routes == {}
+    assert endpoint.get_timer() is None
+
+
+def test_endpoint_refuses_a_client_configuration():
+    with pytest.raises(ValueError):
+        QuicEndpoint(client_configuration())
+
+
+def test_datagrams_split_by_the_endpoint_match_batches():
+    pair, endpoint = endpoint_pair()
+    pair.handshake()
+    pair.drive()
+    conn = endpoint.connections[0]
+    conn.send_stream_data(1, b"q" * 20000, end_stream=True)
+    batches = endpoint.datagram_batches_to_send(pair.now)
+    assert batches and all(addr == CLIENT_ADDR for _, _, addr in batches)
+    total = sum(len(b) for b, _, _ in batches)
+    assert total == 12000  # the initial congestion window (RFC 9002 §7.2: 10 datagrams)
+    assert split_datagram(batches[0][0][: batches[0][1]], 8).packets
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=1400), st.sampled_from([0x00, 0x40, 0x80, 0xC0, 0xF0]))
+def test_random_datagrams_never_break_the_endpoint(data, first):
+    endpoint = make_endpoint(retry=bool(first & 0x10))
+    datagram = bytes([first | (data[0] & 0x0F if data else 0)]) + data
+    if first & 0x80 and len(datagram) >= 5:
+        datagram = datagram[:1] + (1).to_bytes(4, "big") + datagram[5:]  # a version we know
+    endpoint.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    endpoint.datagrams_to_send(0.0)
+    for conn in endpoint.connections:
+        frame = conn._close_frame
+        assert frame is None or frame.error_code != 1
