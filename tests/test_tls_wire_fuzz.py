@@ -318,3 +318,52 @@ def test_binders_patch_and_truncate(identities, hash_length, data):
     prefix = truncated_client_hello(wire)
     assert wire.startswith(prefix) and prefix == truncated_client_hello(hello.encode())
     assert len(wire) - len(prefix) == 2 + len(binders) * (1 + hash_length)
+
+
+# ---------------------------------------------------------------------------
+# The fast paths (hot messages and extension bodies sliced directly when they
+# are `bytes`) against the field-by-field Reader paths (taken for any other
+# buffer type): the same value, or the same alert with the same reason.
+# ---------------------------------------------------------------------------
+def _outcome(call, *args):
+    try:
+        return ("value", call(*args))
+    except AlertError as exc:
+        return ("alert", exc.description, exc.reason)
+
+
+def _mutated(data, raw: bytes) -> bytes:
+    body = bytearray(raw)
+    for _ in range(data.draw(st.integers(0, 3))):
+        if body and data.draw(st.booleans()):
+            body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
+        else:
+            cut = data.draw(st.integers(0, len(body)))
+            body[cut:cut] = data.draw(st.binary(min_size=1, max_size=4))
+    return bytes(body)
+
+
+@FUZZ
+@given(st.sampled_from([m for m in MESSAGES if len(m) > 4]), st.data())
+def test_fast_message_parsers_agree_with_the_reader(raw, data):
+    body = _mutated(data, raw[4:])
+    assert _outcome(_parse, raw[0], body) == _outcome(_parse, raw[0], bytearray(body))
+
+
+# The traces carry no ALPN; add it (and a few more shapes) by hand.
+FAST_PATH_SAMPLES = EXTENSION_SAMPLES + [
+    ((ext.ET.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.CH), ext.encode_alpn([b"h3", b"http/1.1"])),
+    ((ext.ET.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.EE), ext.encode_alpn([b"h3"])),
+    ((ext.ET.SERVER_NAME, ext.CH), ext.encode_server_name("example.com")),
+    ((ext.ET.KEY_SHARE, ext.CH), ext.encode_key_share_client([(0x1D, bytes(32)), (0x17, bytes(65))])),
+    ((ext.ET.PSK_KEY_EXCHANGE_MODES, ext.CH), ext.encode_psk_key_exchange_modes([0, 1])),
+]
+
+
+@FUZZ
+@given(st.sampled_from(FAST_PATH_SAMPLES), st.data())
+def test_fast_extension_parsers_agree_with_the_reader(item, data):
+    key, sample = item
+    body = _mutated(data, sample)
+    parser = ext.PARSERS[key]
+    assert _outcome(parser, body) == _outcome(parser, bytearray(body))

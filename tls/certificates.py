@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 import os
 import warnings
@@ -78,6 +79,9 @@ _ECDSA_CURVE = {
     S.ECDSA_SECP384R1_SHA384: "secp384r1",
     S.ECDSA_SECP521R1_SHA512: "secp521r1",
 }
+# The ECDSA signature algorithm objects are immutable: made once, not per
+# signature (each construction runs isinstance checks against ABCs).
+_ECDSA = {scheme: ec.ECDSA(_HASHES[scheme]()) for scheme in _ECDSA_CURVE}
 _RSAE = (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512)
 _PSS = (S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512)
 
@@ -195,7 +199,7 @@ def sign(private_key: PrivateKey, scheme: int, message: bytes) -> bytes:
     if hash_cls is None:
         raise UsageError(f"cannot sign with scheme 0x{scheme:04x}")
     if scheme in _ECDSA_CURVE:
-        return private_key.sign(message, ec.ECDSA(hash_cls()))  # type: ignore[call-arg,union-attr]
+        return private_key.sign(message, _ECDSA[scheme])  # type: ignore[call-arg,union-attr]
     return private_key.sign(message, _pss(hash_cls), hash_cls())  # type: ignore[call-arg,union-attr]
 
 
@@ -222,7 +226,7 @@ def verify_signature(
         if scheme == S.ED25519:
             public_key.verify(signature, message)  # type: ignore[call-arg,union-attr]
         elif scheme in _ECDSA_CURVE:
-            public_key.verify(signature, message, ec.ECDSA(_HASHES[scheme]()))  # type: ignore
+            public_key.verify(signature, message, _ECDSA[scheme])  # type: ignore
         else:
             hash_cls = _HASHES[scheme]  # type: ignore[index]
             public_key.verify(signature, message, _pss(hash_cls), hash_cls())  # type: ignore
@@ -391,6 +395,7 @@ def _lenient_pem_certificates(data: bytes) -> list[x509.Certificate]:
     return out
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the name; trying it as an IP literal first is slow
 def _subject(server_name: str) -> xv.DNSName | xv.IPAddress:
     try:
         return xv.IPAddress(ipaddress.ip_address(server_name.strip("[]")))

@@ -85,14 +85,14 @@ class _Hello:
     def _psk_offers(self, eng: Any) -> list[_PskOffer]:
         cfg = eng.config
         offers: list[_PskOffer] = []
-        usable_hashes = {CIPHER_SUITES[s].hash_name for s in cfg.cipher_suites}
         if cfg.ticket_store is not None and cfg.psk_modes:
             ticket = cfg.ticket_store.pop(cfg.server_name, eng.now())
             if ticket is not None and ticket.cipher_suite in cfg.cipher_suites:
                 offers.append(
                     _PskOffer(ticket.ticket, ticket.psk, CIPHER_SUITES[ticket.cipher_suite].hash_name, False, ticket)
                 )
-        if cfg.psk_modes:
+        if cfg.psk_modes and cfg.psks:
+            usable_hashes = {CIPHER_SUITES[s].hash_name for s in cfg.cipher_suites}
             for psk in cfg.psks:
                 if psk.hash in usable_hashes:
                     offers.append(_PskOffer(psk.identity, psk.secret, psk.hash, True, None))
@@ -102,24 +102,16 @@ class _Hello:
         """Encode the ClientHello (binders computed over `prior` + the
         truncated hello, RFC 8446 §4.2.11.2)."""
         cfg = eng.config
-        exts: list[tuple[int, bytes]] = []
-        name = cfg.server_name
-        if name is not None and not _is_ip(name):
-            exts.append((ET.SERVER_NAME, X.encode_server_name(name)))
-        exts.append((ET.SUPPORTED_GROUPS, X.encode_supported_groups(cfg.groups)))
-        if cfg.alpn_protocols:
-            exts.append((ET.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, X.encode_alpn(cfg.alpn_protocols)))
+        head, tail, psk_modes = _config_extensions(cfg)
+        exts: list[tuple[int, bytes]] = list(head)
         exts.append((ET.KEY_SHARE, X.encode_key_share_client([(g, s.public) for g, s in self.shares.items()])))
         if self.early:
             exts.append((ET.EARLY_DATA, X.encode_early_data()))
-        exts.append((ET.SUPPORTED_VERSIONS, X.encode_supported_versions_client([TLS13])))
-        exts.append(
-            (ET.SIGNATURE_ALGORITHMS, X.encode_signature_algorithms(list(cfg.signature_schemes) + list(_CERT_ONLY_SCHEMES)))
-        )
+        exts += tail
         if self.cookie is not None:
             exts.append((ET.COOKIE, X.encode_cookie(self.cookie)))
-        if cfg.psk_modes and (self.offers or cfg.ticket_store is not None):
-            exts.append((ET.PSK_KEY_EXCHANGE_MODES, X.encode_psk_key_exchange_modes(cfg.psk_modes)))
+        if psk_modes is not None and (self.offers or cfg.ticket_store is not None):
+            exts.append(psk_modes)
         if eng.profile.transport_parameters:
             exts.append((ET.QUIC_TRANSPORT_PARAMETERS, X.encode_quic_transport_parameters(eng.transport_parameters)))
         exts = eng.hook(HT.CLIENT_HELLO, exts)
@@ -156,6 +148,31 @@ class _Hello:
 
         self.raw = build_client_hello_with_binders(hello, binders)
         return self.raw
+
+
+def _config_extensions(cfg: Any) -> tuple[tuple, tuple, tuple[int, bytes] | None]:
+    """The ClientHello extensions that only the Config decides, encoded once
+    per Config (Configs are immutable): those before key_share
+    (server_name, supported_groups, ALPN), those after it (supported_versions,
+    signature_algorithms), and psk_key_exchange_modes (None without modes)."""
+    cached = cfg._cache.get("client_hello_extensions")
+    if cached is None:
+        head = []
+        name = cfg.server_name
+        if name is not None and not _is_ip(name):
+            head.append((ET.SERVER_NAME, X.encode_server_name(name)))
+        head.append((ET.SUPPORTED_GROUPS, X.encode_supported_groups(cfg.groups)))
+        if cfg.alpn_protocols:
+            head.append((ET.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, X.encode_alpn(cfg.alpn_protocols)))
+        schemes = list(cfg.signature_schemes) + list(_CERT_ONLY_SCHEMES)
+        tail = (
+            (ET.SUPPORTED_VERSIONS, X.encode_supported_versions_client([TLS13])),
+            (ET.SIGNATURE_ALGORITHMS, X.encode_signature_algorithms(schemes)),
+        )
+        modes = (ET.PSK_KEY_EXCHANGE_MODES, X.encode_psk_key_exchange_modes(cfg.psk_modes)) if cfg.psk_modes else None
+        cached = (tuple(head), tail, modes)
+        cfg._cache["client_hello_extensions"] = cached
+    return cached
 
 
 def _hash(hash_name: str, data: bytes) -> bytes:
@@ -517,7 +534,7 @@ class ExpectFinished(State):
         t.update(fin)
         eng.install_key(Level.APPLICATION, Direction.WRITE, c_ap, s.suite)
         eng.install_key(Level.APPLICATION, Direction.READ, s_ap, s.suite)
-        eng.resumption_master_secret = ks.resumption_master_secret(t.digest())
+        eng.set_resumption_source(ks, t.digest())
         eng.set_read_level(Level.APPLICATION)
         eng.handshake_complete = True
         n = eng.negotiated

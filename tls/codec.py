@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from .enums import AlertDescription
 from .errors import AlertError, UsageError
@@ -18,6 +18,7 @@ from .errors import AlertError, UsageError
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U8_U16 = struct.Struct(">BH")
+_U16_U16 = struct.Struct(">HH")
 
 
 def decode_error(reason: str) -> AlertError:
@@ -40,14 +41,18 @@ class Reader:
 
     Bounds on vectors are the RFC's <floor..ceiling>, in bytes; `what` names
     the field in the alert reason.
+
+    The integer and vector readers below inline the bounds check instead of
+    sharing a helper: every handshake runs them ~100 times, and a Python call
+    costs about as much as the read itself.
     """
 
     __slots__ = ("_buf", "_pos", "_end")
 
     def __init__(self, data: bytes | bytearray | memoryview, _start: int = 0, _end: int | None = None) -> None:
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        if buf.ndim != 1 or buf.format != "B":
-            buf = buf.cast("B")
+        # Kept as bytes (other buffers are copied once: handshake messages are
+        # small) so that every field is one slice, not a view plus .tobytes().
+        buf = data if type(data) is bytes else bytes(data)
         self._buf = buf
         self._pos = _start
         self._end = len(buf) if _end is None else _end
@@ -68,19 +73,30 @@ class Reader:
         if self._pos != self._end:
             raise decode_error(f"{what}: {self._end - self._pos} trailing bytes")
 
+    def _truncated(self, n: int, what: str) -> AlertError:
+        return decode_error(f"{what}: truncated (need {n} bytes, have {self._end - self._pos})")
+
     def _take(self, n: int, what: str) -> int:
         pos = self._pos
         if n < 0 or pos + n > self._end:
-            raise decode_error(f"{what}: truncated (need {n} bytes, have {self._end - pos})")
+            raise self._truncated(n, what)
         self._pos = pos + n
         return pos
 
     # -- integers -------------------------------------------------------
     def u8(self, what: str = "u8") -> int:
-        return self._buf[self._take(1, what)]
+        pos = self._pos
+        if pos >= self._end:
+            raise self._truncated(1, what)
+        self._pos = pos + 1
+        return self._buf[pos]
 
     def u16(self, what: str = "u16") -> int:
-        return _U16.unpack_from(self._buf, self._take(2, what))[0]
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._truncated(2, what)
+        self._pos = pos + 2
+        return _U16.unpack_from(self._buf, pos)[0]
 
     def u24(self, what: str = "u24") -> int:
         hi, lo = _U8_U16.unpack_from(self._buf, self._take(3, what))
@@ -91,40 +107,60 @@ class Reader:
 
     # -- opaque ---------------------------------------------------------
     def raw(self, n: int, what: str = "opaque") -> bytes:
-        pos = self._take(n, what)
-        return self._buf[pos : pos + n].tobytes()
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > self._end:
+            raise self._truncated(n, what)
+        self._pos = end
+        return self._buf[pos:end]
 
     def rest(self) -> bytes:
         """All remaining bytes (for fields that run to the end of a block)."""
         return self.raw(self.remaining())
 
     def _length(self, width: int, minimum: int, maximum: int, what: str) -> int:
-        if width == 1:
-            n = self.u8(what)
-        elif width == 2:
-            n = self.u16(what)
+        pos = self._pos
+        if pos + width > self._end:
+            raise self._truncated(width, what)
+        if width == 2:
+            n = _U16.unpack_from(self._buf, pos)[0]
+        elif width == 1:
+            n = self._buf[pos]
         else:
-            n = self.u24(what)
+            hi, lo = _U8_U16.unpack_from(self._buf, pos)
+            n = (hi << 16) | lo
+        pos += width
+        self._pos = pos
         if n < minimum or n > maximum:
             raise decode_error(f"{what}: length {n} outside <{minimum}..{maximum}>")
-        if n > self._end - self._pos:
-            raise decode_error(f"{what}: length {n} overruns the {self._end - self._pos} bytes left")
+        if n > self._end - pos:
+            raise decode_error(f"{what}: length {n} overruns the {self._end - pos} bytes left")
         return n
 
+    def _vec(self, width: int, minimum: int, maximum: int, what: str) -> bytes:
+        pos = self._pos + width
+        n = self._length(width, minimum, maximum, what)
+        self._pos = pos + n
+        return self._buf[pos : pos + n]
+
     def vec8(self, minimum: int = 0, maximum: int = 0xFF, what: str = "opaque<..2^8-1>") -> bytes:
-        return self.raw(self._length(1, minimum, maximum, what), what)
+        return self._vec(1, minimum, maximum, what)
 
     def vec16(self, minimum: int = 0, maximum: int = 0xFFFF, what: str = "opaque<..2^16-1>") -> bytes:
-        return self.raw(self._length(2, minimum, maximum, what), what)
+        return self._vec(2, minimum, maximum, what)
 
     def vec24(self, minimum: int = 0, maximum: int = 0xFFFFFF, what: str = "opaque<..2^24-1>") -> bytes:
-        return self.raw(self._length(3, minimum, maximum, what), what)
+        return self._vec(3, minimum, maximum, what)
 
     def _sub(self, width: int, minimum: int, maximum: int, what: str) -> Reader:
         n = self._length(width, minimum, maximum, what)
         start = self._pos
         self._pos = start + n
-        return Reader(self._buf, start, start + n)
+        sub = Reader.__new__(Reader)  # same buffer, already bytes
+        sub._buf = self._buf
+        sub._pos = start
+        sub._end = start + n
+        return sub
 
     def sub8(self, minimum: int = 0, maximum: int = 0xFF, what: str = "block<..2^8-1>") -> Reader:
         return self._sub(1, minimum, maximum, what)
@@ -134,6 +170,26 @@ class Reader:
 
     def sub24(self, minimum: int = 0, maximum: int = 0xFFFFFF, what: str = "block<..2^24-1>") -> Reader:
         return self._sub(3, minimum, maximum, what)
+
+    def typed_items16(self) -> list[tuple[int, bytes]] | None:
+        """The rest of the block as `uint16 type; opaque data<0..2^16-1>` pairs
+        (extension blocks), read in one loop.  Returns None, consuming nothing,
+        if they do not fit exactly: the caller then reads them one by one to
+        raise the precise error."""
+        buf, pos, end = self._buf, self._pos, self._end
+        unpack = _U16_U16.unpack_from
+        out = []
+        while pos < end:
+            if pos + 4 > end:
+                return None
+            ext_type, n = unpack(buf, pos)
+            pos += 4
+            if pos + n > end:
+                return None
+            out.append((ext_type, buf[pos : pos + n]))
+            pos += n
+        self._pos = pos
+        return out
 
     # -- lists of u16 (cipher suites, groups, signature schemes, versions) --
     def u16_list8(self, minimum: int, maximum: int, what: str) -> list[int]:
@@ -160,9 +216,10 @@ class Writer:
         return bytes(self._buf)
 
     def _int(self, value: int, width: int) -> None:
-        if not 0 <= value < (1 << (8 * width)):
-            raise UsageError(f"value {value!r} does not fit in {width} bytes")
-        self._buf += value.to_bytes(width, "big")
+        try:
+            self._buf += value.to_bytes(width, "big")  # negative or too large: OverflowError
+        except OverflowError:
+            raise UsageError(f"value {value!r} does not fit in {width} bytes") from None
 
     def u8(self, value: int) -> None:
         self._int(value, 1)
@@ -198,25 +255,41 @@ class Writer:
     def u16_list16(self, values: Sequence[int]) -> None:
         self.vec16(pack_u16_list(values))
 
-    @contextmanager
-    def _block(self, width: int) -> Iterator[Writer]:
-        start = len(self._buf)
-        self._buf += bytes(width)
-        yield self
-        length = len(self._buf) - start - width
-        if length >= 1 << (8 * width):
-            raise UsageError(f"block of {length} bytes does not fit a {width}-byte length")
-        self._buf[start : start + width] = length.to_bytes(width, "big")
-
     def block8(self) -> AbstractContextManager[Writer]:
         """`with w.block8(): ...` writes a 1-byte length for what is written inside."""
-        return self._block(1)
+        return _Block(self, 1)
 
     def block16(self) -> AbstractContextManager[Writer]:
-        return self._block(2)
+        return _Block(self, 2)
 
     def block24(self) -> AbstractContextManager[Writer]:
-        return self._block(3)
+        return _Block(self, 3)
+
+
+class _Block:
+    """The length-prefixed block of Writer.blockN (a plain class: a
+    @contextmanager generator costs several times more per block)."""
+
+    __slots__ = ("_w", "_width", "_start")
+
+    def __init__(self, w: Writer, width: int) -> None:
+        self._w = w
+        self._width = width
+
+    def __enter__(self) -> Writer:
+        buf = self._w._buf
+        self._start = len(buf)
+        buf += bytes(self._width)
+        return self._w
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            return
+        buf, width, start = self._w._buf, self._width, self._start
+        length = len(buf) - start - width
+        if length >= 1 << (8 * width):
+            raise UsageError(f"block of {length} bytes does not fit a {width}-byte length")
+        buf[start : start + width] = length.to_bytes(width, "big")
 
 
 def pack_u16_list(values: Sequence[int]) -> bytes:

@@ -100,6 +100,14 @@ from .profile import TCP, Profile
 RAISE_INTERNAL_ERRORS = os.environ.get("PYQUIC_TLS_RAISE_INTERNAL", "") not in ("", "0")
 
 AD = AlertDescription
+# Iterating an Enum class runs a Python generator; the engine checks the
+# levels below the read level after every key change, so keep them as a tuple
+# (in value order 0..3: _LEVELS[:n] are the levels below n).
+_LEVELS = tuple(Level)
+_ALL_LEVELS = frozenset(Level)
+_NO_EARLY_LEVEL = frozenset({Level.INITIAL, Level.HANDSHAKE, Level.APPLICATION})
+# Negotiated is frozen: every engine can start from the same empty one.
+_NOTHING_NEGOTIATED = Negotiated()
 
 
 class Engine:
@@ -168,11 +176,9 @@ class Engine:
             if config.certificate_chain and config.certified_key is None and signer is None:
                 raise UsageError("certificate_chain without private_key needs a signer")
 
-        self._valid_levels = {Level.INITIAL, Level.HANDSHAKE, Level.APPLICATION}
-        if not self.is_client and profile.end_of_early_data:
-            self._valid_levels.add(Level.EARLY_DATA)
+        self._valid_levels = _ALL_LEVELS if not self.is_client and profile.end_of_early_data else _NO_EARLY_LEVEL
         self._read_level = Level.INITIAL
-        self._buffers: dict[Level, bytearray] = {level: bytearray() for level in Level}
+        self._buffers: dict[Level, bytearray] = {level: bytearray() for level in _LEVELS}
         self._boundary = False
         self._events: list[Any] = []
         self._failure: TLSError | None = None
@@ -180,12 +186,13 @@ class Engine:
         self._secrets: dict[tuple[Level, Direction], bytes] = {}
 
         # filled in by the states
-        self.negotiated = Negotiated()
+        self.negotiated = _NOTHING_NEGOTIATED
         self.client_random: bytes = b""
         self.peer_certificates: tuple = ()
         self.exporter_master_secret: bytes | None = None
         self.early_exporter_master_secret: bytes | None = None
-        self.resumption_master_secret: bytes | None = None
+        self._resumption: tuple[Any, bytes] | None = None
+        self._resumption_master_secret: bytes | None = None
         self.handshake_complete = False
         self.peer_transport_parameters: bytes | None = None
         # 0-RTT facts for the TCP record layer (RFC 8446 §4.2.10): whether the
@@ -215,10 +222,11 @@ class Engine:
 
     def receive(self, level: Level | int, data: bytes, now: float | None = None) -> list[Any]:
         """Handshake bytes received at `level`; returns the events they cause."""
-        try:
-            level = Level(level)
-        except ValueError:
-            raise UsageError(f"unknown level {level!r}") from None
+        if type(level) is not Level:  # Level(level) costs an Enum lookup
+            try:
+                level = Level(level)
+            except ValueError:
+                raise UsageError(f"unknown level {level!r}") from None
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise UsageError("data must be bytes")
         if self._failure is None and self.is_client and not self._started:
@@ -276,6 +284,21 @@ class Engine:
             return self._secrets[(Level(level), Direction(direction))]
         except (KeyError, ValueError):
             raise UsageError(f"no secret for {level!r}/{direction!r}") from None
+
+    @property
+    def resumption_master_secret(self) -> bytes | None:
+        """RFC 8446 §7.1.  Only tickets use it, so it is derived on first use
+        from what the states recorded when the handshake completed."""
+        if self._resumption is not None:
+            ks, transcript_hash = self._resumption
+            self._resumption = None
+            self._resumption_master_secret = ks.resumption_master_secret(transcript_hash)
+        return self._resumption_master_secret
+
+    def set_resumption_source(self, ks: Any, transcript_hash: bytes) -> None:
+        """The key schedule and Transcript-Hash(ClientHello..client Finished)
+        from which resumption_master_secret is derived when first read."""
+        self._resumption = (ks, transcript_hash)
 
     @property
     def read_level(self) -> Level:
@@ -396,7 +419,7 @@ class Engine:
                 if len(buf) and len(buf) + 0 > cap:  # pragma: no cover - cap >= 1024
                     raise AlertError(AD.decode_error, "handshake message too large")
                 return
-            length = int.from_bytes(buf[1:4], "big")
+            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
             if length > cap:
                 raise AlertError(AD.decode_error, f"handshake message of {length} bytes exceeds the {cap}-byte limit")
             if len(buf) < 4 + length:
@@ -410,7 +433,7 @@ class Engine:
                 # RFC 8446 §5.1: handshake messages MUST NOT span key changes;
                 # after ServerHello, Finished, KeyUpdate (and HRR / a level
                 # change) nothing else may be pending at the old level.
-                if buf or any(self._buffers[lv] for lv in Level if lv < self._read_level):
+                if buf or any(self._buffers[lv] for lv in _LEVELS[: self._read_level]):
                     raise AlertError(AD.unexpected_message, f"data after a key change at {level.name}")
 
     def _dispatch(self, raw: bytes) -> None:

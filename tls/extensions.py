@@ -10,6 +10,7 @@
 # structure and bounds, illegal_parameter where the RFC says so.
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Collection, Sequence
 
 from .codec import Reader, Writer, decode_error, illegal_parameter, pack_u16_list
@@ -18,6 +19,8 @@ from .errors import AlertError, UsageError
 
 Extension = tuple[int, bytes]
 ET = ExtensionType
+_U16 = struct.Struct(">H")
+_U16_U16 = struct.Struct(">HH")
 
 
 # ---------------------------------------------------------------------------
@@ -30,8 +33,20 @@ def read_extensions(r: Reader, minimum: int = 0, maximum: int = 0xFFFF, what: st
     in a given extension block" -> illegal_parameter.
     """
     block = r.sub16(minimum, maximum, what)
-    out: list[Extension] = []
-    seen: set[int] = set()
+    # Fast path: a well-formed block in one loop.  A malformed one is not
+    # consumed and is read again entry by entry below, so the first fault
+    # raises its own alert, as before.
+    out = block.typed_items16()
+    if out is not None:
+        if len({t for t, _ in out}) != len(out):
+            seen: set[int] = set()
+            for ext_type, _ in out:  # the first repeat, as the loop below finds it
+                if ext_type in seen:
+                    raise illegal_parameter(f"{what}: duplicate extension {ext_type}")
+                seen.add(ext_type)
+        return out
+    out = []
+    seen = set()
     while not block.at_end():
         ext_type = block.u16(f"{what}: extension type")
         data = block.vec16(0, 0xFFFF, f"{what}: extension {ext_type} data")
@@ -47,11 +62,30 @@ def extensions_length(extensions: Sequence[Extension]) -> int:
     return sum(4 + len(data) for _, data in extensions)
 
 
+def encode_extensions(extensions: Sequence[Extension]) -> bytes:
+    """The extension block with its u16 length, in one join (every message we
+    send has one; a Writer call per field costs more than the bytes)."""
+    parts = [b""]
+    for ext_type, data in extensions:
+        if not 0 <= ext_type <= 0xFFFF:  # the Writer's checks and messages
+            raise UsageError(f"value {ext_type!r} does not fit in 2 bytes")
+        if len(data) > 0xFFFF:
+            raise UsageError(f"value {len(data)!r} does not fit in 2 bytes")
+        parts.append(_U16_U16.pack(ext_type, len(data)))
+        parts.append(data)
+    return _u16_block(b"".join(parts))
+
+
+def _u16_block(data: bytes) -> bytes:
+    """data with its u16 length (the small encoders build bytes with joins:
+    a Writer costs a Python call per field)."""
+    if len(data) > 0xFFFF:
+        raise UsageError(f"block of {len(data)} bytes does not fit a 2-byte length")
+    return _U16.pack(len(data)) + data
+
+
 def write_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
-    with w.block16():
-        for ext_type, data in extensions:
-            w.u16(ext_type)
-            w.vec16(data)
+    w.raw(encode_extensions(extensions))
 
 
 def find_extension(extensions: Sequence[Extension], ext_type: int) -> bytes | None:
@@ -59,6 +93,20 @@ def find_extension(extensions: Sequence[Extension], ext_type: int) -> bytes | No
     for t, data in extensions:
         if t == ext_type:
             return data
+    return None
+
+
+# Fast paths.  The hot parsers below first try the well-formed shape of their
+# body with a few slices (every connection parses them; a Reader costs several
+# Python calls per field).  Anything that does not fit exactly falls through
+# to the Reader code after it, which raises the precise alert as before.
+
+
+def _fast_u16_list16(data: bytes) -> list[int] | None:
+    """uint16 values<2..> with a 2-byte length covering exactly the rest."""
+    n = len(data) - 2
+    if type(data) is bytes and n >= 2 and not n & 1 and ((data[0] << 8) | data[1]) == n:
+        return list(struct.unpack_from(f">{n >> 1}H", data, 2))
     return None
 
 
@@ -96,6 +144,14 @@ def parse_server_name(data: bytes) -> str:
     name_type -> illegal_parameter.  Unknown name types cannot be decoded
     (ServerName is a select on the type) -> decode_error.
     """
+    n = len(data)
+    if type(data) is bytes and n > 5 and data[2] == NAME_TYPE_HOST_NAME and (
+        ((data[0] << 8) | data[1]) == n - 2 and ((data[3] << 8) | data[4]) == n - 5
+    ):  # one host_name: the usual list
+        try:
+            return data[5:].decode("ascii")
+        except UnicodeDecodeError:
+            pass  # the Reader path raises decode_error
     r = Reader(data)
     names = r.sub16(1, 0xFFFF, "server_name_list")
     _done(r, "server_name")
@@ -119,19 +175,31 @@ def parse_server_name(data: bytes) -> str:
 # application_layer_protocol_negotiation (RFC 7301 §3.1)
 # ---------------------------------------------------------------------------
 def encode_alpn(protocols: Sequence[bytes]) -> bytes:
-    w = Writer()
-    with w.block16():
-        for p in protocols:
-            if not 1 <= len(p) <= 0xFF:
-                raise UsageError("ALPN protocol names are 1..255 bytes")
-            w.vec8(p)
-    if len(w) == 2:
+    parts = []
+    for p in protocols:
+        if not 1 <= len(p) <= 0xFF:
+            raise UsageError("ALPN protocol names are 1..255 bytes")
+        parts.append(bytes((len(p),)))
+        parts.append(p)
+    if not parts:
         raise UsageError("ALPN list must not be empty")
-    return w.getvalue()
+    return _u16_block(b"".join(parts))
 
 
 def parse_alpn(data: bytes) -> list[bytes]:
     """ProtocolName protocol_name_list<2..2^16-1>; ProtocolName opaque<1..2^8-1>."""
+    n = len(data)
+    if type(data) is bytes and n >= 4 and ((data[0] << 8) | data[1]) == n - 2:
+        names = []
+        pos = 2
+        while pos < n:
+            end = pos + 1 + data[pos]
+            if end == pos + 1 or end > n:
+                break
+            names.append(data[pos + 1 : end])
+            pos = end
+        else:
+            return names
     r = Reader(data)
     names = r.sub16(2, 0xFFFF, "protocol_name_list")
     _done(r, "application_layer_protocol_negotiation")
@@ -162,6 +230,9 @@ def encode_supported_groups(groups: Sequence[int]) -> bytes:
 
 def parse_supported_groups(data: bytes) -> list[int]:
     """NamedGroup named_group_list<2..2^16-1>."""
+    fast = _fast_u16_list16(data)
+    if fast is not None:
+        return fast
     r = Reader(data)
     out = r.u16_list16(2, 0xFFFF, "named_group_list")
     _done(r, "supported_groups")
@@ -174,6 +245,9 @@ def encode_signature_algorithms(schemes: Sequence[int]) -> bytes:
 
 def parse_signature_algorithms(data: bytes) -> list[int]:
     """SignatureScheme supported_signature_algorithms<2..2^16-2>."""
+    fast = _fast_u16_list16(data)  # even, so at most 2^16-2
+    if fast is not None:
+        return fast
     r = Reader(data)
     out = r.u16_list16(2, 0xFFFE, "supported_signature_algorithms")
     _done(r, "signature_algorithms")
@@ -206,6 +280,9 @@ def encode_supported_versions_client(versions: Sequence[int]) -> bytes:
 
 def parse_supported_versions_client(data: bytes) -> list[int]:
     """ProtocolVersion versions<2..254> (ClientHello)."""
+    n = len(data) - 1
+    if type(data) is bytes and 2 <= n <= 254 and not n & 1 and data[0] == n:
+        return list(struct.unpack_from(f">{n >> 1}H", data, 1))
     r = Reader(data)
     out = r.u16_list8(2, 254, "supported_versions.versions")
     _done(r, "supported_versions")
@@ -218,6 +295,8 @@ def encode_supported_versions_server(version: int) -> bytes:
 
 def parse_supported_versions_server(data: bytes) -> int:
     """ProtocolVersion selected_version (ServerHello, HelloRetryRequest)."""
+    if type(data) is bytes and len(data) == 2:
+        return (data[0] << 8) | data[1]
     r = Reader(data)
     v = r.u16("supported_versions.selected_version")
     _done(r, "supported_versions")
@@ -227,11 +306,12 @@ def parse_supported_versions_server(data: bytes) -> int:
 # ---------------------------------------------------------------------------
 # key_share (RFC 8446 §4.2.8)
 # ---------------------------------------------------------------------------
-def _write_key_share_entry(w: Writer, group: int, key_exchange: bytes) -> None:
+def _key_share_entry(group: int, key_exchange: bytes) -> bytes:
     if not 1 <= len(key_exchange) <= 0xFFFF:
         raise UsageError("key_exchange must be 1..65535 bytes")
-    w.u16(group)
-    w.vec16(key_exchange)
+    if not 0 <= group <= 0xFFFF:
+        raise UsageError(f"value {group!r} does not fit in 2 bytes")
+    return _U16_U16.pack(group, len(key_exchange)) + key_exchange
 
 
 def _read_key_share_entry(r: Reader) -> tuple[int, bytes]:
@@ -240,11 +320,7 @@ def _read_key_share_entry(r: Reader) -> tuple[int, bytes]:
 
 
 def encode_key_share_client(entries: Sequence[tuple[int, bytes]]) -> bytes:
-    w = Writer()
-    with w.block16():
-        for group, key_exchange in entries:
-            _write_key_share_entry(w, group, key_exchange)
-    return w.getvalue()
+    return _u16_block(b"".join([_key_share_entry(group, key_exchange) for group, key_exchange in entries]))
 
 
 def parse_key_share_client(data: bytes) -> list[tuple[int, bytes]]:
@@ -253,6 +329,21 @@ def parse_key_share_client(data: bytes) -> list[tuple[int, bytes]]:
     RFC 8446 §4.2.8: clients MUST NOT offer multiple KeyShareEntry values for
     the same group; servers MAY abort with illegal_parameter -- we do.
     """
+    n = len(data)
+    if type(data) is bytes and n >= 2 and ((data[0] << 8) | data[1]) == n - 2:
+        out = []
+        pos = 2
+        while pos < n:
+            if pos + 4 > n:
+                break
+            group, length = _U16_U16.unpack_from(data, pos)
+            end = pos + 4 + length
+            if length == 0 or end > n or any(g == group for g, _ in out):
+                break
+            out.append((group, data[pos + 4 : end]))
+            pos = end
+        else:
+            return out
     r = Reader(data)
     shares = r.sub16(0, 0xFFFF, "client_shares")
     _done(r, "key_share")
@@ -268,13 +359,13 @@ def parse_key_share_client(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def encode_key_share_server(entry: tuple[int, bytes]) -> bytes:
-    w = Writer()
-    _write_key_share_entry(w, entry[0], entry[1])
-    return w.getvalue()
+    return _key_share_entry(entry[0], entry[1])
 
 
 def parse_key_share_server(data: bytes) -> tuple[int, bytes]:
     """KeyShareEntry server_share (ServerHello)."""
+    if type(data) is bytes and len(data) > 4 and ((data[2] << 8) | data[3]) == len(data) - 4:
+        return (data[0] << 8) | data[1], data[4:]
     r = Reader(data)
     entry = _read_key_share_entry(r)
     _done(r, "key_share")
@@ -306,6 +397,8 @@ def encode_psk_key_exchange_modes(modes: Sequence[int]) -> bytes:
 
 def parse_psk_key_exchange_modes(data: bytes) -> list[int]:
     """PskKeyExchangeMode ke_modes<1..255>; unknown modes are kept (the engine ignores them)."""
+    if type(data) is bytes and len(data) >= 2 and data[0] == len(data) - 1:
+        return list(data[1:])
     r = Reader(data)
     modes = r.vec8(1, 0xFF, "ke_modes")
     _done(r, "psk_key_exchange_modes")
@@ -604,10 +697,9 @@ def check_allowed(
     ServerHello, check supported_versions first: a TLS 1.2 ServerHello carries
     extensions that are not TLS 1.3's and deserves protocol_version instead.
     """
-    try:
-        where = _MESSAGE_NAMES[HandshakeType(msg_type)]
-    except (ValueError, KeyError):
-        raise UsageError(f"message type {msg_type} carries no extensions") from None
+    where = _MESSAGE_NAMES.get(msg_type)  # IntEnum keys: an int finds them, no Enum call
+    if where is None:
+        raise UsageError(f"message type {msg_type} carries no extensions")
     if hello_retry_request:
         if where != SH:
             raise UsageError("hello_retry_request applies to SERVER_HELLO")

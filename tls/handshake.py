@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
@@ -51,7 +51,20 @@ class Negotiated:
     hello_retry: bool = False
 
     def with_(self, **changes: Any) -> Negotiated:
-        return replace(self, **changes)
+        # dataclasses.replace() re-walks fields() and re-runs __init__ on every
+        # call; a handshake makes several updates, so copy the attribute dict
+        # instead (unknown names are still a TypeError, as with replace()).
+        if not _NEGOTIATED_FIELDS.issuperset(changes):
+            unknown = sorted(changes.keys() - _NEGOTIATED_FIELDS)
+            raise TypeError(f"Negotiated has no field(s) {unknown}")
+        new = object.__new__(Negotiated)
+        d = new.__dict__
+        d.update(self.__dict__)
+        d.update(changes)
+        return new
+
+
+_NEGOTIATED_FIELDS = frozenset(f.name for f in fields(Negotiated))
 
 
 def alpn_str(protocol: bytes | None) -> str | None:
@@ -108,7 +121,8 @@ def check_peer_chain(eng: Engine, message: Certificate) -> list[x509.Certificate
     # Certificate entry extensions answer our ClientHello / CertificateRequest;
     # we request none, so any recognized one is unsolicited (§4.4.2).
     for entry in entries:
-        check_allowed(HT.CERTIFICATE, entry.extensions, offered=())
+        if entry.extensions:
+            check_allowed(HT.CERTIFICATE, entry.extensions, offered=())
     if eng.verify_mode == VerifyMode.NONE:
         return parse_chain(entries)
     chain_der = [e.data for e in entries]

@@ -10,14 +10,22 @@
 # record layer's "key/iv", exporters, tickets) calls these; nobody else writes
 # HKDF.
 #
-# HMAC comes from OpenSSL's libcrypto through hmac.digest (CPython's _hashlib
-# binding): one C call per HMAC, which matters because QUIC derives keys on
+# HMAC comes from OpenSSL's libcrypto through _hashlib.hmac_digest (what
+# hmac.digest calls): one C call per HMAC, which matters because QUIC derives keys on
 # every Initial and key update.
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass
+
+try:
+    # hmac.digest() is a Python wrapper that type-checks its arguments and
+    # then calls this; a handshake makes ~15 HMACs per side, so the direct
+    # call is worth having.  Same OpenSSL function, same result.
+    from _hashlib import hmac_digest as _hmac
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac = hmac.digest
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2); an empty salt means HashLen zero bytes."""
     if not salt:
         salt = bytes(_HASH_LENGTHS[hash_name])
-    return hmac.digest(salt, ikm, hash_name)
+    return _hmac(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -60,12 +68,12 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     if length > 255 * hlen or length < 0:
         raise ValueError("HKDF-Expand length out of range")
     if length <= hlen:  # the common case: one block
-        return hmac.digest(prk, info + b"\x01", hash_name)[:length]
+        return _hmac(prk, info + b"\x01", hash_name)[:length]
     out = bytearray()
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
+        block = _hmac(prk, block + info + bytes((counter,)), hash_name)
         out += block
         counter += 1
     return bytes(out[:length])
@@ -79,10 +87,38 @@ def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
     return length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
 
 
+# The HkdfLabel prefix (length, "tls13 " + label) depends only on the label
+# and the output length, which come from a small fixed set (the RFC's labels,
+# QUIC's "quic key/iv/hp", exporters): encoding it once per pair saves the
+# byte concatenations on every derivation.  Bounded in case a caller feeds
+# arbitrary exporter labels.
+_LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
+_LABEL_PREFIX_MAX = 512
+
+
+def _label_prefix(label: bytes, length: int) -> bytes:
+    if type(label) is not bytes:
+        label = bytes(label)
+    prefix = _LABEL_PREFIX.get((label, length))
+    if prefix is None:
+        full = b"tls13 " + label
+        if len(full) > 255 or not 0 <= length <= 0xFFFF:
+            raise ValueError("HkdfLabel field out of range")
+        prefix = length.to_bytes(2, "big") + bytes((len(full),)) + full
+        if len(_LABEL_PREFIX) < _LABEL_PREFIX_MAX:
+            _LABEL_PREFIX[(label, length)] = prefix
+    return prefix
+
+
 def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1)."""
+    if length <= _HASH_LENGTHS[hash_name] and len(context) <= 255:
+        # One HKDF-Expand block (every TLS secret, key and IV): the label's
+        # cached prefix, the context, and T(1) = HMAC(secret, info || 0x01).
+        info = _label_prefix(label, length) + bytes((len(context),)) + context + b"\x01"
+        return _hmac(secret, info, hash_name)[:length]
     return hkdf_expand(hash_name, secret, hkdf_label(label, context, length), length)
 
 
@@ -93,8 +129,12 @@ def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: 
     )
 
 
+_EMPTY_HASH = {name: hashlib.new(name, b"").digest() for name in _HASH_LENGTHS}
+
+
 def empty_hash(hash_name: str) -> bytes:
-    return hashlib.new(hash_name, b"").digest()
+    h = _EMPTY_HASH.get(hash_name)
+    return h if h is not None else hashlib.new(hash_name, b"").digest()
 
 
 def traffic_key_iv(suite: CipherSuiteInfo, secret: bytes) -> tuple[bytes, bytes]:
@@ -124,6 +164,16 @@ def transcript_hash(hash_name: str, *messages: bytes) -> bytes:
     return h.digest()
 
 
+# hashlib.sha256() is a direct constructor; hashlib.new("sha256") goes through
+# a name lookup first (one Transcript per connection, but cheap to avoid).
+_HASH_CONSTRUCTORS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384}
+
+
+def _new_hash(hash_name: str):
+    ctor = _HASH_CONSTRUCTORS.get(hash_name)
+    return ctor() if ctor is not None else hashlib.new(hash_name)
+
+
 class Transcript:
     """The running hash of the handshake messages, each with its 4-byte header.
 
@@ -136,7 +186,7 @@ class Transcript:
 
     def __init__(self, hash_name: str | None = "sha256") -> None:
         self.hash_name = hash_name
-        self._hash = hashlib.new(hash_name) if hash_name else None
+        self._hash = _new_hash(hash_name) if hash_name else None
         self._pending = bytearray()
 
     def select_hash(self, hash_name: str) -> None:
@@ -163,7 +213,10 @@ class Transcript:
 
     def digest(self) -> bytes:
         """Transcript-Hash of everything so far (the transcript goes on)."""
-        return self._require_hash().copy().digest()
+        h = self._hash
+        if h is None:
+            self._require_hash()  # raises
+        return h.copy().digest()
 
     def digest_with(self, extra: bytes) -> bytes:
         """Transcript-Hash(messages so far || extra), without recording extra.
@@ -223,14 +276,22 @@ def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce
     )
 
 
+# HKDF-Expand-Label(., "finished", "", Hash.length)'s info || 0x01 per hash:
+# four Finished (and every binder) per handshake use it.
+_FINISHED_INFO = {name: hkdf_label(b"finished", b"", n) + b"\x01" for name, n in _HASH_LENGTHS.items()}
+
+
 def finished_key(hash_name: str, base_secret: bytes) -> bytes:
     """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length) (§4.4.4)."""
-    return hkdf_expand_label(hash_name, base_secret, b"finished", b"", _HASH_LENGTHS[hash_name])
+    info = _FINISHED_INFO.get(hash_name)
+    if info is None:
+        return hkdf_expand_label(hash_name, base_secret, b"finished", b"", _HASH_LENGTHS[hash_name])
+    return _hmac(base_secret, info, hash_name)  # one HKDF-Expand block of Hash.length
 
 
 def finished_verify_data(hash_name: str, base_secret: bytes, transcript_hash_value: bytes) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(...)) (RFC 8446 §4.4.4)."""
-    return hmac.digest(finished_key(hash_name, base_secret), transcript_hash_value, hash_name)
+    return _hmac(finished_key(hash_name, base_secret), transcript_hash_value, hash_name)
 
 
 def verify_finished(
@@ -257,6 +318,20 @@ def verify_finished(
 #     0 -> HKDF-Extract = Master Secret -> c/s ap traffic, exp master, res master
 
 
+_NO_PSK: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _no_psk_secrets(hash_name: str) -> tuple[bytes, bytes]:
+    """(Early Secret, Derive-Secret(Early Secret, "derived", "")) with no PSK."""
+    pair = _NO_PSK.get(hash_name)
+    if pair is None:
+        zeros = bytes(_HASH_LENGTHS[hash_name])
+        early = hkdf_extract(hash_name, zeros, zeros)
+        pair = (early, derive_secret(hash_name, early, b"derived", empty_hash(hash_name)))
+        _NO_PSK[hash_name] = pair
+    return pair
+
+
 class KeySchedule:
     """One connection's key schedule for one cipher suite.
 
@@ -276,14 +351,25 @@ class KeySchedule:
         self.hash_length = self.suite.hash_length
         self._zeros = bytes(self.hash_length)
         self.psk = psk
-        # §7.1: if no PSK is in use, the PSK input is a string of Hash.length zeros.
-        self.early_secret = hkdf_extract(self.hash_name, self._zeros, psk if psk else self._zeros)
+        if psk:
+            self.early_secret = hkdf_extract(self.hash_name, self._zeros, psk)
+            self._early_derived: bytes | None = None
+        else:
+            # §7.1: without a PSK the input is Hash.length zeros, so the Early
+            # Secret and Derive-Secret(ES, "derived", "") are constants per
+            # hash; every full handshake would otherwise recompute them.
+            self.early_secret, self._early_derived = _no_psk_secrets(self.hash_name)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
 
     # -- helpers -----------------------------------------------------------
     def derive(self, secret: bytes, label: bytes, th: bytes) -> bytes:
-        return derive_secret(self.hash_name, secret, label, th)
+        """Derive-Secret(secret, label, th): derive_secret() inlined, since a
+        handshake derives about ten secrets per side through here."""
+        prefix = _LABEL_PREFIX.get((label, self.hash_length))
+        if prefix is None or len(th) > 255:
+            return derive_secret(self.hash_name, secret, label, th)
+        return _hmac(secret, prefix + bytes((len(th),)) + th + b"\x01", self.hash_name)
 
     def _derived(self, secret: bytes) -> bytes:
         return derive_secret(self.hash_name, secret, b"derived", empty_hash(self.hash_name))
@@ -318,14 +404,17 @@ class KeySchedule:
         """Handshake Secret = HKDF-Extract(Derive-Secret(ES, "derived", ""), (EC)DHE).
         shared_secret None (psk_ke mode) means Hash.length zeros (§7.1)."""
         ikm = shared_secret if shared_secret is not None else self._zeros
-        self.handshake_secret = hkdf_extract(self.hash_name, self._derived(self.early_secret), ikm)
+        salt = self._early_derived
+        if salt is None:
+            salt = self._derived(self.early_secret)
+        self.handshake_secret = hkdf_extract(self.hash_name, salt, ikm)
         return self.handshake_secret
 
     def client_handshake_traffic_secret(self, th: bytes) -> bytes:
-        return self.derive(self._need(self.handshake_secret, "handshake"), b"c hs traffic", th)
+        return self.derive(self.handshake_secret or self._need(None, "handshake"), b"c hs traffic", th)
 
     def server_handshake_traffic_secret(self, th: bytes) -> bytes:
-        return self.derive(self._need(self.handshake_secret, "handshake"), b"s hs traffic", th)
+        return self.derive(self.handshake_secret or self._need(None, "handshake"), b"s hs traffic", th)
 
     # -- master secret stage ---------------------------------------------------
     def derive_master_secret(self) -> bytes:
@@ -334,17 +423,17 @@ class KeySchedule:
         return self.master_secret
 
     def client_application_traffic_secret_0(self, th: bytes) -> bytes:
-        return self.derive(self._need(self.master_secret, "master"), b"c ap traffic", th)
+        return self.derive(self.master_secret or self._need(None, "master"), b"c ap traffic", th)
 
     def server_application_traffic_secret_0(self, th: bytes) -> bytes:
-        return self.derive(self._need(self.master_secret, "master"), b"s ap traffic", th)
+        return self.derive(self.master_secret or self._need(None, "master"), b"s ap traffic", th)
 
     def exporter_master_secret(self, th: bytes) -> bytes:
-        return self.derive(self._need(self.master_secret, "master"), b"exp master", th)
+        return self.derive(self.master_secret or self._need(None, "master"), b"exp master", th)
 
     def resumption_master_secret(self, th: bytes) -> bytes:
         """th covers the transcript up to and including the client's Finished."""
-        return self.derive(self._need(self.master_secret, "master"), b"res master", th)
+        return self.derive(self.master_secret or self._need(None, "master"), b"res master", th)
 
     # -- Finished, exporters, resumption, key update ---------------------------
     def finished_key(self, base_secret: bytes) -> bytes:

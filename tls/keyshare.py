@@ -65,6 +65,8 @@ def _illegal(reason: str) -> AlertError:
 
 
 def _group(group: int) -> Group:
+    if type(group) is Group:  # skips the Enum lookup (hot: every key share)
+        return group
     try:
         g = Group(group)
     except ValueError:
@@ -171,7 +173,7 @@ class KeyShare:
     __slots__ = ("group", "public", "_key", "_x25519")
 
     def __init__(self, group: int, public: bytes, key, x25519_key=None) -> None:
-        self.group = Group(group)
+        self.group = group if type(group) is Group else Group(group)
         self.public = public
         self._key = key
         self._x25519 = x25519_key

@@ -10,14 +10,22 @@
 # tls/extensions.py decodes their bodies.  No state, no crypto.
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple, Union
 
-from .codec import Reader, Writer, decode_error, illegal_parameter
+from .codec import Reader, Writer, decode_error, illegal_parameter, pack_u16_list
 from .enums import AlertDescription, ExtensionType, HandshakeType
 from .errors import AlertError, UsageError
-from .extensions import Extension, binders_length, extensions_length, find_extension, read_extensions, write_extensions
+from .extensions import (
+    Extension,
+    binders_length,
+    encode_extensions,
+    find_extension,
+    read_extensions,
+    write_extensions,
+)
 
 # RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello with this random
 # (SHA-256 of "HelloRetryRequest").
@@ -31,11 +39,71 @@ HEADER_LENGTH = 4
 MAX_U24 = 0xFFFFFF
 
 
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
 def handshake_header(msg_type: int, length: int) -> bytes:
     """struct { HandshakeType msg_type; uint24 length; } (RFC 8446 §4)."""
     if not 0 <= msg_type <= 0xFF or not 0 <= length <= MAX_U24:
         raise UsageError("handshake header out of range")
-    return bytes((msg_type,)) + length.to_bytes(3, "big")
+    return _U32.pack((msg_type << 24) | length)
+
+
+# Encoders for the hot messages build bytes with joins (a Writer call per
+# field costs more than the bytes); the checks and messages are the Writer's.
+def _u8(value: int) -> bytes:
+    if not 0 <= value <= 0xFF:
+        raise UsageError(f"value {value!r} does not fit in 1 bytes")
+    return bytes((value,))
+
+
+def _u16(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise UsageError(f"value {value!r} does not fit in 2 bytes")
+    return _U16.pack(value)
+
+
+def _client_hello_fixed(body: bytes) -> tuple[int, bytes, bytes, list[int], bytes, int] | None:
+    """(legacy_version, random, session id, cipher suites, compression methods,
+    offset of the extensions) of a ClientHello whose fixed fields are
+    well-formed; None otherwise (the Reader then finds the fault)."""
+    n = len(body)
+    if n < 35 or body[34] > 32:
+        return None
+    pos = 35 + body[34]  # after legacy_session_id<0..32>
+    if pos + 2 > n:
+        return None
+    suites_len = (body[pos] << 8) | body[pos + 1]  # cipher_suites<2..2^16-2>, pairs
+    end = pos + 2 + suites_len
+    if suites_len < 2 or suites_len & 1 or end >= n or body[end] < 1 or end + 1 + body[end] > n:
+        return None
+    suites = list(struct.unpack_from(f">{suites_len >> 1}H", body, pos + 2))
+    compression_end = end + 1 + body[end]  # legacy_compression_methods<1..2^8-1>
+    return (
+        (body[0] << 8) | body[1], body[2:34], body[35:pos], suites, body[end + 1 : compression_end], compression_end,
+    )  # fmt: skip
+
+
+def _certificate_fields(body: bytes) -> tuple[bytes, list[CertificateEntry]] | None:
+    """(context, entries) of a well-formed Certificate whose entries carry no
+    extensions (what peers send unless asked), sliced directly; None for
+    anything else, which the Reader parse then reads (and rejects) field by field."""
+    n = len(body)
+    pos = 1 + body[0] if n else n  # after certificate_request_context<0..2^8-1>
+    if pos + 3 > n or pos + 3 + ((body[pos] << 16) | (body[pos + 1] << 8) | body[pos + 2]) != n:
+        return None
+    pos += 3
+    entries = []
+    while pos < n:
+        if pos + 3 > n:
+            return None
+        end = pos + 3 + ((body[pos] << 16) | (body[pos + 1] << 8) | body[pos + 2])  # cert_data<1..2^24-1>
+        if end == pos + 3 or end + 2 > n or body[end] or body[end + 1]:  # then extensions<0..2^16-1>, empty
+            return None
+        entries.append(CertificateEntry(body[pos + 3 : end], []))
+        pos = end + 2
+    return body[1 : 1 + body[0]], entries
 
 
 class HandshakeFrame(NamedTuple):
@@ -81,7 +149,9 @@ class _Message:
     def encode(self) -> bytes:
         """The message with its 4-byte handshake header."""
         body = self.encode_body()
-        return handshake_header(self.msg_type, len(body)) + body
+        if len(body) > MAX_U24:
+            raise UsageError("handshake header out of range")
+        return _U32.pack((self.msg_type << 24) | len(body)) + body
 
 
 class _WithExtensions(_Message):
@@ -89,7 +159,10 @@ class _WithExtensions(_Message):
 
     def extension(self, ext_type: int) -> bytes | None:
         """Raw data of the extension of that type, or None."""
-        return find_extension(self.extensions, ext_type)
+        for t, data in self.extensions:  # find_extension() inlined: states ask often
+            if t == ext_type:
+                return data
+        return None
 
     def extension_types(self) -> list[int]:
         return [t for t, _ in self.extensions]
@@ -109,9 +182,11 @@ def _read_hello_extensions(r: Reader, tls13_minimum: int, what: str) -> list[Ext
     """
     if r.at_end():
         return []
+    start = r.position
     extensions = read_extensions(r, 0, 0xFFFF, what)
-    if _is_tls13_hello(extensions) and extensions_length(extensions) < tls13_minimum:
-        raise decode_error(f"{what}: length {extensions_length(extensions)} below {tls13_minimum}")
+    length = r.position - start - 2  # = extensions_length(extensions): the block was read whole
+    if length < tls13_minimum and _is_tls13_hello(extensions):
+        raise decode_error(f"{what}: length {length} below {tls13_minimum}")
     return extensions
 
 
@@ -130,12 +205,18 @@ class ClientHello(_WithExtensions):
 
     @classmethod
     def parse(cls, body: bytes) -> ClientHello:
-        r = Reader(body)
-        legacy_version = r.u16("ClientHello.legacy_version")  # < 0x0303: the engine's protocol_version
-        random = r.raw(32, "ClientHello.random")
-        session_id = r.vec8(0, 32, "ClientHello.legacy_session_id")
-        suites = r.u16_list16(2, 0xFFFE, "ClientHello.cipher_suites")
-        compression = r.vec8(1, 0xFF, "ClientHello.legacy_compression_methods")
+        fixed = _client_hello_fixed(body) if type(body) is bytes else None
+        if fixed is not None:
+            # the fixed fields of a well-formed hello, sliced in one step
+            legacy_version, random, session_id, suites, compression, pos = fixed
+            r = Reader(body, pos)
+        else:  # field by field, so a malformed hello gets its precise alert
+            r = Reader(body)
+            legacy_version = r.u16("ClientHello.legacy_version")  # < 0x0303: the engine's protocol_version
+            random = r.raw(32, "ClientHello.random")
+            session_id = r.vec8(0, 32, "ClientHello.legacy_session_id")
+            suites = r.u16_list16(2, 0xFFFE, "ClientHello.cipher_suites")
+            compression = r.vec8(1, 0xFF, "ClientHello.legacy_compression_methods")
         extensions = _read_hello_extensions(r, 8, "ClientHello.extensions")
         r.expect_end("ClientHello")
         # RFC 8446 §4.1.2: a TLS 1.3 ClientHello MUST carry exactly one
@@ -147,14 +228,17 @@ class ClientHello(_WithExtensions):
     def encode_body(self) -> bytes:
         if len(self.random) != 32 or len(self.legacy_session_id) > 32 or not self.cipher_suites:
             raise UsageError("ClientHello: random is 32 bytes, session id <= 32, cipher suites non-empty")
-        w = Writer()
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.vec8(self.legacy_session_id)
-        w.u16_list16(self.cipher_suites)
-        w.vec8(self.legacy_compression_methods)
-        write_extensions(w, self.extensions)
-        return w.getvalue()
+        version = _u16(self.legacy_version)
+        session_id = self.legacy_session_id
+        suites = pack_u16_list(self.cipher_suites)
+        compression = self.legacy_compression_methods
+        return b"".join((
+            version, self.random,
+            _u8(len(session_id)), session_id,
+            _u16(len(suites)), suites,
+            _u8(len(compression)), compression,
+            encode_extensions(self.extensions),
+        ))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,12 +260,22 @@ class ServerHello(_WithExtensions):
         # legacy_version != 0x0303 and legacy_compression_method != 0 are for the
         # engine to judge after it knows the version (protocol_version vs
         # illegal_parameter); this parse only decodes.
-        r = Reader(body)
-        legacy_version = r.u16("ServerHello.legacy_version")
-        random = r.raw(32, "ServerHello.random")
-        session_id = r.vec8(0, 32, "ServerHello.legacy_session_id_echo")
-        suite = r.u16("ServerHello.cipher_suite")
-        compression = r.u8("ServerHello.legacy_compression_method")
+        sid_end = 35 + body[34] if type(body) is bytes and len(body) > 34 else 0
+        if 0 < sid_end <= 67 and sid_end + 3 <= len(body):
+            # the fixed fields in a few slices (every bound is checked above)
+            legacy_version = _U16.unpack_from(body)[0]
+            random = body[2:34]
+            session_id = body[35:sid_end]
+            suite = _U16.unpack_from(body, sid_end)[0]
+            compression = body[sid_end + 2]
+            r = Reader(body, sid_end + 3)
+        else:  # field by field, so a malformed hello gets its precise alert
+            r = Reader(body)
+            legacy_version = r.u16("ServerHello.legacy_version")
+            random = r.raw(32, "ServerHello.random")
+            session_id = r.vec8(0, 32, "ServerHello.legacy_session_id_echo")
+            suite = r.u16("ServerHello.cipher_suite")
+            compression = r.u8("ServerHello.legacy_compression_method")
         extensions = _read_hello_extensions(r, 6, "ServerHello.extensions")
         r.expect_end("ServerHello")
         return cls(random, session_id, suite, extensions, legacy_version, compression)
@@ -189,14 +283,13 @@ class ServerHello(_WithExtensions):
     def encode_body(self) -> bytes:
         if len(self.random) != 32 or len(self.legacy_session_id_echo) > 32:
             raise UsageError("ServerHello: random is 32 bytes, session id <= 32")
-        w = Writer()
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.vec8(self.legacy_session_id_echo)
-        w.u16(self.cipher_suite)
-        w.u8(self.legacy_compression_method)
-        write_extensions(w, self.extensions)
-        return w.getvalue()
+        session_id = self.legacy_session_id_echo
+        return b"".join((
+            _u16(self.legacy_version), self.random,
+            _u8(len(session_id)), session_id,
+            _u16(self.cipher_suite), _u8(self.legacy_compression_method),
+            encode_extensions(self.extensions),
+        ))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -215,9 +308,7 @@ class EncryptedExtensions(_WithExtensions):
         return cls(extensions)
 
     def encode_body(self) -> bytes:
-        w = Writer()
-        write_extensions(w, self.extensions)
-        return w.getvalue()
+        return encode_extensions(self.extensions)
 
 
 @dataclass(frozen=True)
@@ -262,6 +353,9 @@ class Certificate(_Message):
 
     @classmethod
     def parse(cls, body: bytes) -> Certificate:
+        fast = _certificate_fields(body) if type(body) is bytes else None
+        if fast is not None:
+            return cls(*fast)
         r = Reader(body)
         context = r.vec8(0, 0xFF, "Certificate.certificate_request_context")
         block = r.sub24(0, MAX_U24, "Certificate.certificate_list")
@@ -293,6 +387,8 @@ class CertificateVerify(_Message):
 
     @classmethod
     def parse(cls, body: bytes) -> CertificateVerify:
+        if type(body) is bytes and len(body) >= 4 and ((body[2] << 8) | body[3]) == len(body) - 4:
+            return cls((body[0] << 8) | body[1], body[4:])  # well-formed: two slices
         r = Reader(body)
         algorithm = r.u16("CertificateVerify.algorithm")
         signature = r.vec16(0, 0xFFFF, "CertificateVerify.signature")
@@ -300,10 +396,7 @@ class CertificateVerify(_Message):
         return cls(algorithm, signature)
 
     def encode_body(self) -> bytes:
-        w = Writer()
-        w.u16(self.algorithm)
-        w.vec16(self.signature)
-        return w.getvalue()
+        return _u16(self.algorithm) + _u16(len(self.signature)) + self.signature
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ AD = AlertDescription
 HT = HandshakeType
 ET = ExtensionType
 _CERT_ONLY_SCHEMES = (0x0401, 0x0501, 0x0601)
+_TLS13_SELECTED = X.encode_supported_versions_server(TLS13)
 
 
 class _ClientHelloView:
@@ -279,10 +280,10 @@ def respond(eng: Any, ch: Any, raw: bytes, view: _ClientHelloView, retry: _Retry
     if group is not None:
         server_share, shared = server_exchange(group, client_share, eng.private_key_for(group))
         exts.append((ET.KEY_SHARE, X.encode_key_share_server((group, server_share))))
-    exts.append((ET.SUPPORTED_VERSIONS, X.encode_supported_versions_server(TLS13)))
+    exts.append((ET.SUPPORTED_VERSIONS, _TLS13_SELECTED))
     exts = eng.hook(HT.SERVER_HELLO, exts)
     eng.client_random = ch.random
-    ch_hash = transcript.digest()
+    ch_hash = transcript.digest() if accept_early else b""  # only 0-RTT secrets use it
     sh = ServerHello(eng.random(32), ch.legacy_session_id, suite_code, exts).encode()
     eng.send(Level.INITIAL, sh)
     transcript.update(sh)
@@ -469,7 +470,7 @@ class ExpectClientFinished(State):
             raise alert(AD.decrypt_error, "client Finished does not verify")  # §4.4.4
         t.update(raw)
         eng.install_key(Level.APPLICATION, Direction.READ, s.c_ap, ks.cipher_suite)
-        eng.resumption_master_secret = ks.resumption_master_secret(t.digest())
+        eng.set_resumption_source(ks, t.digest())
         eng.set_read_level(Level.APPLICATION)
         eng.handshake_complete = True
         n = eng.negotiated
