@@ -54,6 +54,9 @@ class PacketNumberRanges:
         return bool(self._ranges)
 
     def __contains__(self, pn: int) -> bool:
+        ranges = self._ranges
+        if ranges and pn >= ranges[-1][0]:  # the newest range: in-order receipt
+            return pn < ranges[-1][1]
         i = bisect_right(self._ranges, pn, key=_start) - 1
         return i >= 0 and pn < self._ranges[i][1]
 
@@ -65,6 +68,9 @@ class PacketNumberRanges:
 
     def range_start(self, pn: int) -> int:
         """The start of the range holding `pn` (`pn` itself if none does)."""
+        ranges = self._ranges
+        if ranges and ranges[-1][0] <= pn < ranges[-1][1]:  # the newest range: in-order receipt
+            return ranges[-1][0]
         i = bisect_right(self._ranges, pn, key=_start) - 1
         if i >= 0 and pn < self._ranges[i][1]:
             return self._ranges[i][0]
@@ -187,7 +193,7 @@ class AckTracker:
         """Record a packet that was successfully unprotected (§12.3: duplicate
         suppression happens after removing packet protection).  Returns False,
         recording nothing, for a duplicate the caller must discard."""
-        if self.is_duplicate(pn):
+        if pn < self.duplicate_floor or pn in self._received:  # is_duplicate(), inline: once per packet
             self.duplicates += 1
             return False
         _, dropped = self._received.add(pn)

@@ -134,6 +134,20 @@ class Assembler:
         if len(starts) > self.max_chunks:
             self._compact()
 
+    def add_and_read(self, offset: int, data: BytesLike) -> BytesLike:
+        """add() then read().  Why a fast path: in a bulk transfer nearly every
+        frame is the next in-order piece with nothing held, and then the data
+        goes straight back out without being stored (same checks as add())."""
+        size = len(data)
+        if offset != self.read_offset or self._starts or not size or size > self.max_buffered:
+            self.add(offset, data)
+            return self.read()
+        end = offset + size
+        if end > self.highest_offset:
+            self.highest_offset = end
+        self.read_offset = end
+        return data
+
     def read(self, max_bytes: Optional[int] = None) -> BytesLike:
         """Remove and return the contiguous bytes at the read offset (b"" if none).
 

@@ -488,7 +488,7 @@ class QuicConnection:
             if len(buffer) <= segment:
                 out.append((buffer, addr))
             else:
-                out.extend((buffer[i : i + segment], addr) for i in range(0, len(buffer), segment))
+                out += [(buffer[i : i + segment], addr) for i in range(0, len(buffer), segment)]
         return out
 
     def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
@@ -580,17 +580,18 @@ class QuicConnection:
 
     def _receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         stats = self._stats
+        size = len(data)
         stats.datagrams_received += 1
-        stats.bytes_received += len(data)
-        self._datagram_size = len(data)
-        self._bytes_received += len(data)
+        stats.bytes_received += size
+        self._datagram_size = size
+        self._bytes_received += size
         if self._network_path is None:
             self._network_path = addr
             self._last_activity = now
         if self._state == QuicConnectionState.CLOSING:
             self._reply_while_closing()
             return
-        if not data:
+        if not size:
             return
         kp = self._one_rtt
         if not data[0] & 0x80 and kp is not None and kp.recv is not None:

@@ -739,4 +739,4 @@ def parse_frames(
             append(frame)
     except (BufferReadError, IndexError):
         raise _fee("truncated frame", t) from None
-    return ParsedPayload(frames, ack_eliciting, in_flight)
+    return _tuple_new(ParsedPayload, (frames, ack_eliciting, in_flight))  # once per packet: skip NamedTuple.__new__

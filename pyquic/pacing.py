@@ -90,5 +90,6 @@ class Pacer:
         debt by less than one datagram; the next send then waits)."""
         if self.rate is None:
             return
-        self._refill(now)
+        if self._last_update is None or now > self._last_update:  # else _refill() would do nothing
+            self._refill(now)
         self.tokens = max(self.tokens - size, -float(self.max_datagram_size))

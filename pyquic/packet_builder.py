@@ -19,6 +19,7 @@
 # The connection owns the state; this module reads and updates it.
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Optional
 
 from .buffer import encode_varint, varint_size
@@ -65,6 +66,17 @@ PREFETCH_PACKETS = 16
 GSO_MAX_SEGMENTS = 64
 GSO_MAX_BYTES = 65000
 _HANDSHAKE_DONE = (K_HANDSHAKE_DONE,)
+_pack_off4_len2 = struct.Struct(">IH").pack
+
+
+def _stream_header(stream_id: int, offset: int, length: int, fin: bool) -> bytes:
+    """stream_frame_header(), with the bulk case (one-byte stream ID, 4-byte
+    offset, 2-byte length: every packet between 16 KiB and 1 GiB into a
+    stream) packed in one call because it runs once per packet."""
+    if stream_id < 0x40 and 0x4000 <= offset < 0x40000000 and 0x40 <= length < 0x4000:
+        return bytes((0x0E | fin, stream_id)) + _pack_off4_len2(offset | 0x80000000, length | 0x4000)
+    return stream_frame_header(stream_id, offset, length, fin)
+
 _HANDSHAKE_DONE_BYTES = bytes((FrameType.HANDSHAKE_DONE,))
 _PING_BYTE = bytes((FrameType.PING,))
 
@@ -448,6 +460,13 @@ class PacketBuilder:
         segment = 0
         batch_bytes = 0
         first = True
+        calm = False
+        dcid_len = len(dcid)
+        # packet_number_length(): 2 * (pn - pn_base) must fit in pn_len bytes.
+        pn_base = largest_acked if largest_acked is not None and largest_acked >= 0 else -1
+        pn_len = pn_len_until = 0
+        header_pn_len = pn_mask = 0
+        header_start = b""
         prefetched: list = []  # STREAM frames taken for this burst
         fetched = 0  # ... of which this many were put in packets
         while True:
@@ -460,10 +479,12 @@ class PacketBuilder:
                     c._amplification_blocked = True
                     break
             pn = space.next_pn
-            pn_len = packet_number_length(pn, largest_acked)
-            header_len = 1 + len(dcid) + pn_len
+            if pn >= pn_len_until:  # the length holds up to pn_len_until (once per length, not per packet)
+                pn_len = packet_number_length(pn, largest_acked)
+                pn_len_until = pn_base + (1 << (8 * pn_len - 1))
+            header_len = 1 + dcid_len + pn_len
             room = size_limit - header_len - TAG
-            if (
+            if not calm and (
                 space.probes or self.ctrl or c._pings or c._datagrams_pending or c._handshake_done_pending
                 or c._ping_eliciting_needed or crypto.has_pending or ack.ack_due(now)
                 or (first and ack.ack_pending)
@@ -481,7 +502,11 @@ class PacketBuilder:
                     break
                 payload, records, eliciting = content
             else:
-                # The fast path: STREAM frames only.
+                # The fast path: STREAM frames only.  Nothing it does can make
+                # the test above true again within this call (`now` stands
+                # still, and only _fill_app or the application add control
+                # frames, pings, probes or datagrams), so it is not repeated.
+                calm = True
                 if not cc.can_send(mds):
                     break
                 if paced <= 0:
@@ -503,9 +528,10 @@ class PacketBuilder:
                         break
                     frame = prefetched[0]
                     fetched = 1
-                data = frame.data
-                records = [(K_STREAM, frame.stream_id, frame.offset, len(data), frame.fin)]
-                payload = stream_frame_header(frame.stream_id, frame.offset, len(data), frame.fin) + data
+                stream_id, offset, data, fin = frame
+                n = len(data)
+                records = [(K_STREAM, stream_id, offset, n, fin)]
+                payload = _stream_header(stream_id, offset, n, fin) + data
                 while room - len(payload) > PAD_TO_FULL_SLACK and fetched == len(prefetched) and streams.has_queued:
                     frame = streams.next_stream_frame(room - len(payload))
                     if frame is None:
@@ -517,19 +543,22 @@ class PacketBuilder:
                 eliciting = True
             first = False
             padded = False
-            short = room - len(payload)
+            payload_len = len(payload)
+            short = room - payload_len
             if short and eliciting and short < PAD_TO_FULL_SLACK:
                 payload += bytes(short)  # keep the GSO batch going (PADDING frames)
+                payload_len = room
                 padded = True
-            elif len(payload) < 4 - pn_len:
-                payload += bytes(4 - pn_len - len(payload))
+            elif payload_len < 4 - pn_len:
+                payload += bytes(4 - pn_len - payload_len)
+                payload_len = 4 - pn_len
                 padded = True
-            size = header_len + len(payload) + TAG
-            header = (
-                bytes((0x40 | (phase << 2) | (pn_len - 1),))
-                + dcid
-                + (pn & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
-            )
+            size = header_len + payload_len + TAG
+            if pn_len != header_pn_len:  # the header up to the packet number, once per length
+                header_pn_len = pn_len
+                header_start = bytes((0x40 | (phase << 2) | (pn_len - 1),)) + dcid
+                pn_mask = (1 << (8 * pn_len)) - 1
+            header = header_start + (pn & pn_mask).to_bytes(pn_len, "big")
             space.next_pn = pn + 1
             kp.sent_with_key += 1
             on_packet_sent(SentPacket(APPLICATION, pn, now, size, eliciting, eliciting or padded, records))

@@ -301,24 +301,30 @@ class LossRecovery:
     def on_packet_sent(self, packet: SentPacket) -> None:
         """RFC 9002 §A.5.  Every packet sent is recorded, ACK-only ones too
         (their acknowledgment tells the ack tracker what the peer has seen)."""
+        # Runs once per packet sent: the fields are read once.
         state = self._spaces[packet.space]
+        pn = packet.packet_number
         if state.discarded:
             raise UsageError(f"packet sent in discarded space {packet.space.name}")
-        if packet.packet_number <= state.largest_sent:
+        if pn <= state.largest_sent:
             raise UsageError("packet numbers must increase within a space")
-        state.largest_sent = packet.packet_number
-        if not state.sent:
-            state.lowest_unacked = packet.packet_number  # nothing below is outstanding
-        state.sent[packet.packet_number] = packet
-        if not packet.ack_eliciting:
+        state.largest_sent = pn
+        sent = state.sent
+        if not sent:
+            state.lowest_unacked = pn  # nothing below is outstanding
+        sent[pn] = packet
+        eliciting = packet.ack_eliciting
+        if not eliciting:
             state.ack_only_outstanding += 1
         if packet.in_flight:
-            if packet.ack_eliciting:
+            time_sent = packet.time_sent
+            size = packet.size
+            if eliciting:
                 state.ack_eliciting_in_flight += 1
-                state.time_of_last_ack_eliciting = packet.time_sent
-            self._timer_anchor = packet.time_sent
-            self.cc.on_packet_sent(packet.size, packet.time_sent)
-            self.pacer.on_sent(packet.size, packet.time_sent)
+                state.time_of_last_ack_eliciting = time_sent
+            self._timer_anchor = time_sent
+            self.cc.on_packet_sent(size, time_sent)
+            self.pacer.on_sent(size, time_sent)
 
     def on_ack_received(
         self,
@@ -465,14 +471,30 @@ class LossRecovery:
         ACK's cost is bounded by what is outstanding, not by its ranges."""
         acked: list[SentPacket] = []
         sent = state.sent
+        lowest = state.lowest_unacked
+        top = state.largest_sent + 1
+        # _remove() for a whole range at once (an ACK frees a few dozen
+        # records at a time in a bulk transfer): counters and lowest_unacked
+        # are settled after the loop, with the same result.
+        eliciting_in_flight = ack_only = 0
+        pop = sent.pop
         for start, stop in spans:
-            lo = max(start, state.lowest_unacked)
-            hi = min(stop, state.largest_sent + 1)
-            for pn in range(lo, hi):
-                packet = sent.get(pn)
+            for pn in range(max(start, lowest), min(stop, top)):
+                packet = pop(pn, None)
                 if packet is not None:
                     acked.append(packet)
-                    self._remove(state, packet)
+                    if packet.ack_eliciting:
+                        if packet.in_flight:
+                            eliciting_in_flight += 1
+                    else:
+                        ack_only += 1
+        state.ack_eliciting_in_flight -= eliciting_in_flight
+        state.ack_only_outstanding -= ack_only
+        if acked and acked[0].packet_number == lowest:
+            pn = lowest + 1
+            while pn < top and pn not in sent:
+                pn += 1
+            state.lowest_unacked = pn
         return acked
 
     def _detect_lost(self, state: _SpaceState, now: float) -> list[SentPacket]:

@@ -38,6 +38,10 @@ from .frames import (
 from .events import StopSendingReceived, StreamDataReceived, StreamEvent, StreamReset  # noqa: F401 (re-exported)
 from .send_stream import SendState, SendStream  # noqa: F401 (re-exported)
 
+_tuple_new = tuple.__new__
+# The first value whose varint is longer than 1, 2, 4, 8 bytes (RFC 9000 §16).
+_VARINT_SIZE_ENDS = {1: 0x40, 2: 0x4000, 4: 0x40000000, 8: 1 << 62}
+
 BytesLike = Union[bytes, bytearray, memoryview]
 
 # Per receiving stream, at most this many out-of-order chunks are held
@@ -131,10 +135,12 @@ class RecvStream:
     ) -> Optional[tuple[BytesLike, bool]]:
         """A STREAM frame arrived; returns (data, end_stream) to deliver, or None."""
         end = offset + len(data)
-        self._check_final_size(end, fin, frame_type)
+        if fin or self.final_size is not None:  # nothing to check otherwise
+            self._check_final_size(end, fin, frame_type)
         # RFC 9000 §4.1: stream then connection limits; the connection counts
         # each stream's highest offset (§4.5).
-        added = self.credit.on_received(end, frame_type) if end > self.credit.received else 0
+        credit = self.credit
+        added = credit.on_received(end, frame_type) if end > credit.received else 0
         if added:
             connection.on_received(connection.received + added, frame_type)
         if fin and self.final_size is None:
@@ -144,8 +150,7 @@ class RecvStream:
         if self.state > RecvState.SIZE_KNOWN:
             return None  # read to the end, or reset: nothing more to deliver
         assembler = self._assembler
-        assembler.add(offset, data)
-        chunk = assembler.read()
+        chunk = assembler.add_and_read(offset, data)
         end_stream = self.final_size is not None and assembler.read_offset == self.final_size
         if end_stream:
             self.state = RecvState.DATA_READ  # via Data Recvd: delivered in this call
@@ -384,9 +389,11 @@ class StreamManager:
     def _consumed(self, stream: QuicStream, count: int) -> None:
         recv = stream.recv
         assert recv is not None
-        recv.credit.on_consumed(count)
-        self.recv_data.on_consumed(count)
-        if recv.state == RecvState.RECV and recv.credit.update_due:
+        credit = recv.credit
+        # RecvCredit.on_consumed(), inline: this runs once per STREAM frame received.
+        credit.consumed += count
+        self.recv_data.consumed += count
+        if recv.state == RecvState.RECV and credit.update_due:
             self._credit_updates[stream.stream_id] = None
 
     # -- frames from the peer -----------------------------------------------------------
@@ -436,17 +443,28 @@ class StreamManager:
         return stream
 
     def handle_stream_frame(self, frame: Stream) -> Optional[StreamDataReceived]:
-        stream = self._stream_for_frame(frame.stream_id, FrameType.STREAM, receiving=True, sending=False)
-        if stream is None:
-            return None
-        recv = stream.recv
-        assert recv is not None
+        # A known stream with a receiving part passes every check of
+        # _stream_for_frame; the lookup alone keeps the per-packet cost down.
+        stream = self.streams.get(frame.stream_id)
+        recv = stream.recv if stream is not None else None
+        if recv is None:
+            stream = self._stream_for_frame(frame.stream_id, FrameType.STREAM, receiving=True, sending=False)
+            if stream is None:
+                return None
+            recv = stream.recv
+            assert recv is not None
         result = recv.on_stream_frame(frame.offset, frame.data, frame.fin, self.recv_data)
         if result is None:
             return None
         data, end_stream = result
         if self.auto_consume and data:
-            self._consumed(stream, len(data))
+            # _consumed(), inline: this runs once per STREAM frame received.
+            count = len(data)
+            credit = recv.credit
+            credit.consumed += count
+            self.recv_data.consumed += count
+            if recv.state == RecvState.RECV and credit.update_due:
+                self._credit_updates[frame.stream_id] = None
         if end_stream:
             self._maybe_discard(stream)
         return StreamDataReceived(frame.stream_id, data if type(data) is bytes else bytes(data), end_stream)
@@ -634,11 +652,15 @@ class StreamManager:
         limit = min(send.write_offset, send.credit.limit, start + self.send_data.available)
         pieces = []
         offset = start
+        room_until = room = 0  # the room per frame holds while the offset's varint size does
         for _ in range(count - 1):
             if offset >= limit:
                 break
-            room = max_frame_size - base - varint_size(offset)
-            room -= varint_size(room)
+            if offset >= room_until:
+                offset_size = varint_size(offset)
+                room_until = _VARINT_SIZE_ENDS[offset_size]
+                room = max_frame_size - base - offset_size
+                room -= varint_size(room)
             n = min(room, limit - offset)
             pieces.append((offset, n))
             offset += n
@@ -654,10 +676,12 @@ class StreamManager:
         self.send_data.consume(total)
         view = memoryview(data)
         frames = [first]
-        last = len(pieces) - 1
-        for i, (piece_offset, n) in enumerate(pieces):
+        append = frames.append
+        for piece_offset, n in pieces:  # tuple.__new__: a Stream per packet without NamedTuple's __new__
             at = piece_offset - start
-            frames.append(Stream(stream_id, piece_offset, view[at : at + n], fin and i == last))
+            append(_tuple_new(Stream, (stream_id, piece_offset, view[at : at + n], False)))
+        if fin:
+            frames[-1] = frames[-1]._replace(fin=True)
         return frames
 
     def _note_blocked(self, stream_id: int, send: SendStream) -> None:
