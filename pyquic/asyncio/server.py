@@ -1,0 +1,226 @@
+# serve(): the server side of the asyncio API.  Owns one UDP socket (udp.py)
+# shared by every connection, a sans-I/O QuicEndpoint that routes each
+# datagram to its connection by connection ID (and answers what no
+# connection owns: version negotiation, Retry, stateless reset), one
+# QuicConnectionProtocol per connection the endpoint accepts, and the
+# batching: connections touched during one socket drain handle their events
+# and transmit once at the end of it.  No protocol logic lives here.
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional
+
+from ..config import QuicConfiguration
+from .client import prepare_configuration
+from .protocol import QuicConnectionProtocol, QuicStreamHandler
+from .udp import UdpSocket, create_socket
+
+__all__ = ["QuicServer", "serve"]
+
+logger = logging.getLogger("pyquic.asyncio")
+
+CLOSE_TIMEOUT = 5.0
+
+
+class _ConnectionSender:
+    """A connection's view of the shared socket; also the endpoint's view of
+    the protocol's pause/resume (the socket pauses everyone at once)."""
+
+    __slots__ = ("udp",)
+
+    def __init__(self, udp: UdpSocket) -> None:
+        self.udp = udp
+
+    def send(self, data: Any, addr: Any) -> None:
+        self.udp.send(data, addr)
+
+    def send_batch(self, data: Any, segment_size: int, addr: Any) -> None:
+        self.udp.send_batch(data, segment_size, addr)
+
+    def send_datagrams(self, datagrams: list, addr: Any) -> None:
+        self.udp.send_datagrams(datagrams, addr)
+
+    def is_writable(self) -> bool:
+        return self.udp.is_writable()
+
+
+class QuicServer:
+    """A listening QUIC server: ``close()``, ``await wait_closed()``,
+    ``local_address``; also an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        create_protocol: Callable[..., QuicConnectionProtocol] = QuicConnectionProtocol,
+        stream_handler: Optional[QuicStreamHandler] = None,
+        endpoint_kwargs: Optional[dict] = None,
+    ) -> None:
+        from ..endpoint import QuicEndpoint
+
+        self._loop = asyncio.get_running_loop()
+        self._configuration = configuration
+        self._create_protocol = create_protocol
+        self._stream_handler = stream_handler
+        self._endpoint = QuicEndpoint(configuration, **(endpoint_kwargs or {}))
+        self._protocols: dict[int, QuicConnectionProtocol] = {}  # id(connection) -> protocol
+        self._touched: dict[int, QuicConnectionProtocol] = {}  # during one socket drain
+        self._udp: Optional[UdpSocket] = None
+        self._sender: Optional[_ConnectionSender] = None
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    def _attach(self, udp: UdpSocket) -> None:
+        self._udp = udp
+        self._sender = _ConnectionSender(udp)
+
+    @property
+    def local_address(self) -> Any:
+        return self._udp.getsockname() if self._udp is not None else None
+
+    @property
+    def udp(self) -> Optional[UdpSocket]:
+        return self._udp
+
+    @property
+    def endpoint(self) -> Any:
+        return self._endpoint
+
+    @property
+    def connections(self) -> list[QuicConnectionProtocol]:
+        return list(self._protocols.values())
+
+    # -- udp.DatagramReceiver ---------------------------------------------------------
+
+    def datagram_received(self, data: Any, addr: Any) -> None:
+        if self._closing:
+            return
+        # bytes: the view is only lent for this call (see protocol.datagram_received).
+        try:
+            connection = self._endpoint.receive_datagram(bytes(data), addr, now=self._loop.time())
+        except Exception:
+            # A bug must not stop the other connections' datagrams in this drain.
+            logger.exception("pyquic endpoint failed on a datagram from %r", addr)
+            return
+        if connection is None:
+            return
+        key = id(connection)
+        protocol = self._protocols.get(key)
+        if protocol is None:
+            # New connections are announced by accept(); drain it so the
+            # endpoint's list does not grow.
+            while (accepted := self._endpoint.accept()) is not None:
+                if id(accepted) not in self._protocols:
+                    self._new_protocol(accepted)
+            protocol = self._protocols.get(key) or self._new_protocol(connection)
+        self._touched[key] = protocol
+
+    def datagrams_done(self) -> None:
+        # Stateless answers first (they are few), then each touched connection.
+        self._send_endpoint_datagrams()
+        touched = self._touched
+        if touched:
+            self._touched = {}
+            for protocol in touched.values():
+                protocol.datagrams_done()
+
+    def pause_writing(self) -> None:
+        for protocol in self._protocols.values():
+            protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        for protocol in list(self._protocols.values()):
+            protocol.resume_writing()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _new_protocol(self, connection: Any) -> QuicConnectionProtocol:
+        protocol = self._create_protocol(connection, stream_handler=self._stream_handler)
+        protocol.connection_made(self._sender)
+        if self._udp is not None and not self._udp.is_writable():
+            protocol.pause_writing()
+        key = id(connection)
+        self._protocols[key] = protocol
+
+        def terminated() -> None:
+            self._protocols.pop(key, None)
+            self._touched.pop(key, None)
+            # Drop its routes now rather than when a stray datagram arrives.
+            forget = getattr(self._endpoint, "forget", None) or getattr(self._endpoint, "_after", None)
+            if forget is not None:
+                forget(connection)
+
+        protocol._connection_terminated_handler = terminated
+        return protocol
+
+    def _send_endpoint_datagrams(self) -> None:
+        # Only the endpoint's own answers (VN, Retry, stateless reset): each
+        # connection transmits through its protocol.
+        udp = self._udp
+        for data, addr in self._endpoint.stateless_datagrams():
+            udp.send(data, addr)  # type: ignore[union-attr]
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection (CONNECTION_CLOSE, NO_ERROR) and stop listening
+        once they are gone (or after CLOSE_TIMEOUT)."""
+        if self._closing:
+            return
+        self._closing = True
+        protocols = list(self._protocols.values())
+        for protocol in protocols:
+            protocol.close()
+        self._loop.create_task(self._finish_close(protocols))
+
+    async def _finish_close(self, protocols: list[QuicConnectionProtocol]) -> None:
+        if protocols:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(p.wait_closed() for p in protocols)), CLOSE_TIMEOUT)
+            except asyncio.TimeoutError:
+                pass
+        for protocol in protocols:
+            protocol._arm_timer(None)
+        if self._udp is not None:
+            self._udp.close()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __aenter__(self) -> "QuicServer":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    configuration: QuicConfiguration,
+    create_protocol: Callable[..., QuicConnectionProtocol] = QuicConnectionProtocol,
+    stream_handler: Optional[QuicStreamHandler] = None,
+    reuse_port: bool = False,
+    **endpoint_kwargs: Any,
+) -> QuicServer:
+    """Start a QUIC server on ``host``:``port`` (0 picks a port: see
+    ``server.local_address``).  ``stream_handler(reader, writer)`` is called
+    for each stream a client opens (a coroutine function runs as a task);
+    ``create_protocol(connection, stream_handler=...)`` builds each
+    connection's protocol.  Extra keyword arguments go to QuicEndpoint."""
+    loop = asyncio.get_running_loop()
+    prepare_configuration(configuration)
+    server = QuicServer(configuration=configuration, create_protocol=create_protocol,
+                        stream_handler=stream_handler, endpoint_kwargs=endpoint_kwargs)
+    sock = create_socket(host, port, reuse_port=reuse_port)
+    try:
+        udp = UdpSocket(sock, server, loop=loop)
+    except BaseException:
+        sock.close()
+        raise
+    server._attach(udp)
+    return server
