@@ -41,7 +41,7 @@ class checked_build_ext(build_ext):
         super().run()
 
     def _probe(self):
-        cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+        cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
         if shutil.which(cc) is None:
             sys.exit(MISSING_HELP.format(what=f"No C compiler ({cc!r}) was found."))
         if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
