@@ -371,8 +371,6 @@ class ExpectServerHello(State):
 class ExpectEncryptedExtensions(State):
     expects = frozenset({HT.ENCRYPTED_EXTENSIONS})
 
-    def __init__(self, s: _Session) -> None:
-        self.s = s
 
     def handle(self, eng: Any, ee: Any, raw: bytes) -> State:
         s = self.s
@@ -425,8 +423,6 @@ class ExpectEncryptedExtensions(State):
 class ExpectCertificateOrCertRequest(State):
     expects = frozenset({HT.CERTIFICATE, HT.CERTIFICATE_REQUEST})
 
-    def __init__(self, s: _Session) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         if msg.msg_type == HT.CERTIFICATE:
@@ -448,8 +444,6 @@ class ExpectCertificateOrCertRequest(State):
 class ExpectCertificate(State):
     expects = frozenset({HT.CERTIFICATE})
 
-    def __init__(self, s: _Session) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s
@@ -467,8 +461,6 @@ class ExpectCertificate(State):
 class ExpectCertificateVerify(State):
     expects = frozenset({HT.CERTIFICATE_VERIFY})
 
-    def __init__(self, s: _Session) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s
@@ -481,8 +473,6 @@ class ExpectCertificateVerify(State):
 class ExpectFinished(State):
     expects = frozenset({HT.FINISHED})
 
-    def __init__(self, s: _Session) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s

@@ -79,6 +79,9 @@ class State:
     # Post-handshake states: the engine may call the post-handshake API.
     connected: ClassVar[bool] = False
 
+    def __init__(self, s: Any = None) -> None:
+        self.s = s  # the handshake's session: what this state and its successors share
+
     def handle(self, eng: Engine, msg: Any, raw: bytes) -> State:  # pragma: no cover
         raise NotImplementedError
 

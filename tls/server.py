@@ -421,8 +421,6 @@ class ExpectEndOfEarlyData(State):
 class ExpectClientCertificate(State):
     expects = frozenset({HT.CERTIFICATE})
 
-    def __init__(self, s: _ServerSession) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s
@@ -444,8 +442,6 @@ class ExpectClientCertificate(State):
 class ExpectClientCertificateVerify(State):
     expects = frozenset({HT.CERTIFICATE_VERIFY})
 
-    def __init__(self, s: _ServerSession) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s
@@ -458,8 +454,6 @@ class ExpectClientCertificateVerify(State):
 class ExpectClientFinished(State):
     expects = frozenset({HT.FINISHED})
 
-    def __init__(self, s: _ServerSession) -> None:
-        self.s = s
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
         s = self.s
@@ -500,7 +494,7 @@ class ServerConnected(Connected):
     expects = frozenset({HT.KEY_UPDATE})
 
     def __init__(self, s: _ServerSession) -> None:
-        self.s = s
+        super().__init__(s)
         self.tickets_sent = 0
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:
