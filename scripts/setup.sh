@@ -9,8 +9,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Debian packages: compiler and OpenSSL headers for the extension, the openssl
-# command (benchmark floor and a TLS peer).
-DEBS="gcc libc6-dev libssl-dev openssl"
+# command (benchmark floor and a TLS peer), the system CA bundle (trust store
+# test), the kernel uapi headers (kTLS struct layouts are checked against them).
+DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates"
 missing=""
 for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

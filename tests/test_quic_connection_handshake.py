@@ -428,7 +428,6 @@ def pem_files():
 
 @pytest.mark.parametrize("version", [QUIC_V1, QUIC_V2])
 def test_our_client_with_aioquic_server_in_memory(pem_files, version):
-    aioquic = pytest.importorskip("aioquic")
     from aioquic.quic import events as aev
     from aioquic.quic.configuration import QuicConfiguration as AConfig
     from aioquic.quic.connection import QuicConnection as AConn
@@ -452,12 +451,10 @@ def test_our_client_with_aioquic_server_in_memory(pem_files, version):
     pair.drive()
     closed = [e for e in pair.server_events if isinstance(e, aev.ConnectionTerminated)]
     assert closed[0].error_code == 42 and closed[0].frame_type is None
-    del aioquic
 
 
 @pytest.mark.parametrize("version", [QUIC_V1, QUIC_V2])
 def test_aioquic_client_with_our_server_in_memory(pem_files, version):
-    pytest.importorskip("aioquic")
     from aioquic.quic import events as aev
     from aioquic.quic.configuration import QuicConfiguration as AConfig
     from aioquic.quic.connection import QuicConnection as AConn
