@@ -31,7 +31,59 @@ FRAME_STREAMS_BLOCKED_BIDI = 0x16
 FRAME_STREAMS_BLOCKED_UNI = 0x17
 
 
-class RecvCredit:
+class _AdvertisedLimit:
+    """What RecvCredit and PeerStreamLimit share: a limit we advertise
+    (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS) and send again once when the
+    frame carrying the current value is lost.  Subclasses hold ``limit`` and
+    ``_resend`` in their slots."""
+
+    __slots__ = ()
+    limit: int
+    _resend: bool
+
+    def _take_resend(self) -> Optional[int]:
+        """The current limit when its frame is to be sent again (counted as sent), else None."""
+        if self._resend:
+            self._resend = False
+            return self.limit
+        return None
+
+    def on_update_lost(self, value: int) -> None:
+        """A frame carrying ``value`` was lost: resend if still current."""
+        if value == self.limit:
+            self._resend = True
+
+
+class _PeerSetLimit:
+    """What SendCredit and LocalStreamLimit share: a limit the peer sets on
+    us, reported once per value in a *_BLOCKED frame (RFC 9000 §4.1, §4.6)
+    while it holds us back.  Subclasses hold ``limit`` and ``_blocked_sent``
+    in their slots and define ``blocked_due``."""
+
+    __slots__ = ()
+    limit: int
+    _blocked_sent: Optional[int]
+    blocked_due: bool
+
+    def take_blocked(self) -> Optional[int]:
+        """The limit to report in DATA_BLOCKED / STREAM_DATA_BLOCKED /
+        STREAMS_BLOCKED, once per limit value.
+
+        RFC 9000 §4.1: a sender SHOULD send it when it has data to send but
+        is blocked; the caller only asks when it has data waiting.
+        """
+        if self.blocked_due:
+            self._blocked_sent = self.limit
+            return self.limit
+        return None
+
+    def on_blocked_lost(self, value: int) -> None:
+        """A *_BLOCKED frame carrying ``value`` was lost: resend if still blocked at it."""
+        if value == self.limit and self._blocked_sent == value:
+            self._blocked_sent = None
+
+
+class RecvCredit(_AdvertisedLimit):
     """Receive-side flow control for one stream or for the connection.
 
     ``received`` is the highest offset received on a stream, or the sum of
@@ -95,18 +147,10 @@ class RecvCredit:
                 self._last_update = now
                 self._resend = False
                 return new_limit
-        if self._resend:
-            self._resend = False
-            return self.limit
-        return None
-
-    def on_update_lost(self, value: int) -> None:
-        """A MAX_DATA / MAX_STREAM_DATA carrying ``value`` was lost: resend if still current."""
-        if value == self.limit:
-            self._resend = True
+        return self._take_resend()
 
 
-class SendCredit:
+class SendCredit(_PeerSetLimit):
     """Send-side flow control for one stream or for the connection.
 
     ``used`` is the highest offset sent on a stream, or the sum of new bytes
@@ -149,22 +193,6 @@ class SendCredit:
         """True when take_blocked() would return a value."""
         return self.used >= self.limit and self._blocked_sent != self.limit
 
-    def take_blocked(self) -> Optional[int]:
-        """The limit to report in DATA_BLOCKED / STREAM_DATA_BLOCKED, once per limit value.
-
-        RFC 9000 §4.1: a sender SHOULD send it when it has data to send but
-        is blocked; the caller only asks when it has data waiting.
-        """
-        if self.used >= self.limit and self._blocked_sent != self.limit:
-            self._blocked_sent = self.limit
-            return self.limit
-        return None
-
-    def on_blocked_lost(self, value: int) -> None:
-        """A *_BLOCKED frame carrying ``value`` was lost: resend if still blocked at it."""
-        if value == self.limit and self._blocked_sent == value:
-            self._blocked_sent = None
-
 
 def check_stream_count(count: int, frame_type: int) -> None:
     """RFC 9000 §19.11, §19.14: a MAX_STREAMS or STREAMS_BLOCKED count above
@@ -175,7 +203,7 @@ def check_stream_count(count: int, frame_type: int) -> None:
         )
 
 
-class PeerStreamLimit:
+class PeerStreamLimit(_AdvertisedLimit):
     """How many streams of one type (bidi or uni) the peer may open.
 
     ``limit`` is the count advertised (transport parameter, then MAX_STREAMS);
@@ -244,17 +272,10 @@ class PeerStreamLimit:
             self._resend = False
             self._peer_blocked = False
             return new_limit
-        if self._resend:
-            self._resend = False
-            return self.limit
-        return None
-
-    def on_update_lost(self, value: int) -> None:
-        if value == self.limit:
-            self._resend = True
+        return self._take_resend()
 
 
-class LocalStreamLimit:
+class LocalStreamLimit(_PeerSetLimit):
     """How many streams of one type we may open, as the peer allows.
 
     ``opened`` counts the streams the application created.  Creating one
@@ -299,14 +320,3 @@ class LocalStreamLimit:
     @property
     def blocked_due(self) -> bool:
         return self.opened > self.limit and self._blocked_sent != self.limit
-
-    def take_blocked(self) -> Optional[int]:
-        """The limit to report in STREAMS_BLOCKED, once per limit value (RFC 9000 §4.6)."""
-        if self.blocked_due:
-            self._blocked_sent = self.limit
-            return self.limit
-        return None
-
-    def on_blocked_lost(self, value: int) -> None:
-        if value == self.limit and self._blocked_sent == value:
-            self._blocked_sent = None
