@@ -58,7 +58,7 @@ from .packet import (
     check_reserved_bits,
     split_datagram,
 )
-from .packet_builder import GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
+from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
@@ -99,6 +99,28 @@ def _frame_name(kind: type) -> str:
 
 
 _FRAME_NAMES: dict = {}
+
+
+def _merge_batches(batches: list) -> list:
+    """Join consecutive batches that one GSO write can carry: a batch whose
+    datagrams are all full (its length a multiple of its segment size)
+    followed by one of the same segment size, or by a single datagram no
+    larger.  A handshake flight (e.g. 1200 + 1200 + 189 bytes, built one
+    coalesced datagram per batch) then leaves in one send call instead of
+    one per datagram; the datagrams on the wire are the same."""
+    out = [batches[0]]
+    for buffer, segment in batches[1:]:
+        prev, prev_segment = out[-1]
+        if (
+            len(prev) % prev_segment == 0
+            and (segment == prev_segment or len(buffer) <= min(segment, prev_segment))
+            and len(prev) // prev_segment + -(-len(buffer) // prev_segment) <= GSO_MAX_SEGMENTS
+            and len(prev) + len(buffer) <= GSO_MAX_BYTES
+        ):
+            out[-1] = (prev + buffer, prev_segment)
+        else:
+            out.append((buffer, segment))
+    return out
 
 
 class QuicConnectionState(IntEnum):
@@ -519,6 +541,8 @@ class QuicConnection:
         for buffer, segment in batches:
             stats.datagrams_sent += -(-len(buffer) // segment)
             stats.bytes_sent += len(buffer)
+        if len(batches) > 1:
+            batches = _merge_batches(batches)
         return [(buffer, segment, addr) for buffer, segment in batches]
 
     def _send_close(self, now: float) -> list[tuple[bytes, int, Any]]:

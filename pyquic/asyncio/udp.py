@@ -55,6 +55,9 @@ SEND_QUEUE_MAX_ITEMS = 4096
 SEND_QUEUE_MAX_BYTES = 8 << 20
 
 _CMSG_SPACE_INT = socket.CMSG_SPACE(4)
+# A plain int: `flags & socket.MSG_TRUNC` would go through IntFlag.__rand__
+# (enum machinery) for every datagram received.
+_MSG_TRUNC = int(socket.MSG_TRUNC)
 # GSO failures that mean "this path cannot segment" (e.g. no checksum
 # offload on the device): fall back to one sendto per datagram for good.
 _GSO_UNSUPPORTED = {errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT}
@@ -230,7 +233,7 @@ class UdpSocket:
                     stats.recv_errors += 1
                     continue
                 stats.recv_calls += 1
-                if flags & socket.MSG_TRUNC or nbytes >= RECV_BUFFER_SIZE:
+                if flags & _MSG_TRUNC or nbytes >= RECV_BUFFER_SIZE:
                     stats.truncated += 1
                     continue
                 stats.bytes_received += nbytes
