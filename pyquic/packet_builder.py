@@ -180,6 +180,9 @@ class PacketBuilder:
         # A server's ack-eliciting Initial must fill 1200 bytes (RFC 9000 §14.1);
         # below that budget only an ACK may go in Initial.
         initial_ack_only = not c.is_client and budget < MIN_INITIAL_DATAGRAM
+        # CRYPTO counts against the congestion window like any ack-eliciting
+        # data (RFC 9002 §7); ACKs and PTO probes are never held back by it.
+        cwnd_open = c._loss.cc.can_send(c._mds)
         dcid_len = len(c._peer_cids.cid)
         scid_len = len(c._local_cids.host_cid)
         parts: list = []
@@ -193,7 +196,8 @@ class PacketBuilder:
             room = remaining - overhead
             if room < 48:
                 break
-            content = self._fill_long(space, room, now, ack_only=initial_ack_only and sid == INITIAL)
+            ack_only = (initial_ack_only and sid == INITIAL) or not (cwnd_open or space.probes)
+            content = self._fill_long(space, room, now, ack_only=ack_only)
             if content is None:
                 continue
             payload, records, eliciting = content

@@ -535,3 +535,26 @@ def test_application_close_during_the_handshake_becomes_application_error():
     assert pair.events_of("client", events.ConnectionTerminated) == [
         events.ConnectionTerminated(99, None, "secret reason")
     ]
+
+
+def test_handshake_crypto_waits_for_the_congestion_window():
+    # RFC 9002 §7: CRYPTO in Initial and Handshake packets is congestion
+    # controlled like stream data.  A server whose window holds one datagram
+    # sends one datagram of its flight per round trip, not the whole flight.
+    pair = Pair()
+
+    def narrow_server(odcid: bytes) -> QuicConnection:
+        server = pair._make_server(odcid)
+        server._loss.cc.congestion_window = 1200
+        return server
+
+    pair._server_factory = narrow_server
+    pair.handshake()
+    first_round = [entry for entry in pair.log if entry[1] == "server" and entry[2] == "sent" and entry[0] <= 0.05 + 1e-9]
+    assert len(first_round) == 1
+    # The unconstrained flight is longer than that, so the window did hold something back.
+    wide = Pair()
+    wide.handshake()
+    wide_round = [entry for entry in wide.log if entry[1] == "server" and entry[2] == "sent" and entry[0] <= 0.05 + 1e-9]
+    assert len(wide_round) > 1
+    assert pair.client.handshake_complete and pair.server.handshake_complete
