@@ -6,6 +6,11 @@
 #   - accepting new connections: an Initial of a version we support in a
 #     datagram of at least 1200 bytes (§14.1) with a DCID of at least 8 bytes
 #     (§7.2);
+#   - the caps a flood of Initials meets: at most `max_connections` live
+#     (or accepted but not yet taken) connections; past it a new client
+#     gets an Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) (§5.2.2),
+#     built from its own Initial keys without a connection; stateless
+#     replies waiting to be sent are capped at `max_pending_replies`;
 #   - the answers no connection owns: Version Negotiation for unknown
 #     versions (§6.1), Retry with address-validation tokens (§8.1.2, AEAD-
 #     sealed with their issue time, checked against `now` and the address),
@@ -26,7 +31,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .config import QuicConfiguration
 from .connection import QuicConnection, QuicConnectionState
 from .connection_ids import stateless_reset_token
-from .packet import PacketDecodeError, PacketType, decode_header, encode_retry, encode_version_negotiation
+from .crypto import initial_keys
+from .errors import ErrorCode
+from .frames import ConnectionClose
+from .packet import (
+    PacketDecodeError,
+    PacketType,
+    decode_header,
+    encode_long_header,
+    encode_retry,
+    encode_version_negotiation,
+)
 
 MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
 MIN_CLIENT_DCID_LENGTH = 8  # RFC 9000 §7.2
@@ -34,6 +49,8 @@ MIN_STATELESS_RESET = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-byte tok
 MAX_STATELESS_RESET = 43  # §10.3: no reason to be longer
 RETRY_TOKEN_LIFETIME = 10.0  # seconds a Retry token is accepted
 TOKEN_NONCE_LENGTH = 12
+DEFAULT_MAX_CONNECTIONS = 4096  # live plus accepted-but-not-taken connections
+DEFAULT_MAX_PENDING_REPLIES = 1024  # stateless datagrams waiting to be sent
 
 
 class RetryTokens:
@@ -88,9 +105,15 @@ class QuicEndpoint:
         entropy: Optional[Callable[[int], bytes]] = None,
         stateless_reset: bool = True,
         session_ticket_handler: Optional[Callable[[Any], None]] = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_pending_replies: int = DEFAULT_MAX_PENDING_REPLIES,
     ) -> None:
         if configuration.is_client:
             raise ValueError("QuicEndpoint serves: give it a server configuration")
+        if max_connections < 1 or max_pending_replies < 1:
+            raise ValueError("max_connections and max_pending_replies must be at least 1")
+        self.max_connections = max_connections
+        self.max_pending_replies = max_pending_replies
         self.configuration = configuration
         self._entropy = entropy or os.urandom
         self.reset_key = stateless_reset_key or self._entropy(32)
@@ -102,7 +125,14 @@ class QuicEndpoint:
         self._cids: dict[QuicConnection, set[bytes]] = {}
         self._accepted: list[QuicConnection] = []
         self._replies: list[tuple[bytes, Any]] = []
-        self.stats = {"datagrams_dropped": 0, "version_negotiation": 0, "retry": 0, "stateless_reset": 0}
+        self.stats = {
+            "datagrams_dropped": 0,
+            "version_negotiation": 0,
+            "retry": 0,
+            "stateless_reset": 0,
+            "refused": 0,
+            "replies_dropped": 0,
+        }
 
     # -- receiving -----------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> Optional[QuicConnection]:
@@ -143,13 +173,11 @@ class QuicEndpoint:
             if len(data) >= MIN_INITIAL_DATAGRAM:
                 versions = list(config.supported_versions)
                 versions.append(_grease_version(self._entropy))  # RFC 9000 §6.3
-                self._replies.append(
-                    (
-                        encode_version_negotiation(
-                            header.source_cid, header.destination_cid, versions, self._entropy(1)[0]
-                        ),
-                        addr,
-                    )
+                self._reply(
+                    encode_version_negotiation(
+                        header.source_cid, header.destination_cid, versions, self._entropy(1)[0]
+                    ),
+                    addr,
                 )
                 self.stats["version_negotiation"] += 1
                 return None
@@ -164,8 +192,8 @@ class QuicEndpoint:
             if not header.token:
                 retry_scid = self._entropy(config.connection_id_length)
                 token = self._tokens.seal(addr, header.destination_cid, retry_scid, now)
-                self._replies.append(
-                    (encode_retry(header.version, header.source_cid, retry_scid, token, header.destination_cid), addr)
+                self._reply(
+                    encode_retry(header.version, header.source_cid, retry_scid, token, header.destination_cid), addr
                 )
                 self.stats["retry"] += 1
                 return None
@@ -173,6 +201,9 @@ class QuicEndpoint:
             if opened is None or opened[1] != header.destination_cid:
                 return self._dropped()  # RFC 9000 §8.1.3: an invalid token may be ignored
             odcid, retry_scid = opened
+        if len(self._cids) >= self.max_connections or len(self._accepted) >= self.max_connections:
+            self._refuse(header, addr)
+            return None
         conn = QuicConnection(
             configuration=config,
             original_destination_connection_id=odcid,
@@ -188,6 +219,29 @@ class QuicEndpoint:
             self._route(conn, cid)
         self._accepted.append(conn)
         return conn
+
+    def _refuse(self, header: Any, addr: Any) -> None:
+        """RFC 9000 §5.2.2: an Initial carrying CONNECTION_CLOSE(CONNECTION_REFUSED),
+        protected with the Initial keys the client's DCID gives (§17.2.2)."""
+        self.stats["refused"] += 1
+        send, _ = initial_keys(header.version, header.destination_cid, is_client=False)
+        payload = bytearray()
+        ConnectionClose(ErrorCode.CONNECTION_REFUSED, 0, "server busy").encode(payload)
+        pn_length = 1
+        # Header protection samples 16 bytes at pn_offset + 4 (RFC 9001 §5.4.2):
+        # packet number plus payload must reach 4 bytes (PADDING otherwise).
+        payload += bytes(max(0, 4 - pn_length - len(payload)))
+        scid = self._entropy(self.configuration.connection_id_length)
+        head = encode_long_header(
+            header.version, PacketType.INITIAL, header.source_cid, scid, 0, pn_length, payload_length=len(payload) + 16
+        )
+        self._reply(send.protection.protect(head, payload, 0), addr)
+
+    def _reply(self, data: bytes, addr: Any) -> None:
+        if len(self._replies) >= self.max_pending_replies:
+            self.stats["replies_dropped"] += 1
+            return
+        self._replies.append((data, addr))
 
     def _route(self, conn: QuicConnection, cid: bytes) -> None:
         self._routes[cid] = conn
@@ -212,7 +266,7 @@ class QuicEndpoint:
         token = stateless_reset_token(self.reset_key, bytes(data[1 : 1 + cid_length]))
         unpredictable = bytearray(self._entropy(size - 16))
         unpredictable[0] = 0x40 | (unpredictable[0] & 0x3F)  # looks like a short header
-        self._replies.append((bytes(unpredictable) + token, addr))
+        self._reply(bytes(unpredictable) + token, addr)
         self.stats["stateless_reset"] += 1
 
     def _after(self, conn: QuicConnection) -> None:

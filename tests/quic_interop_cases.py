@@ -23,7 +23,7 @@ from pyquic import events
 from pyquic.asyncio import ConnectionTerminatedError, QuicConnectionProtocol, StreamResetError, connect, serve
 from pyquic.config import QuicConfiguration
 from tests.peers.pattern import chunks, sha256_of
-from tests.quic_peers import ALPN, assert_all_ok, pki_files, run_client, start_server
+from tests.quic_peers import ALPN, assert_all_ok, pki_files, run_client, start_client, start_server
 from tests.udp_relay import Impairment, UdpRelay
 
 TIMEOUT = 60.0
@@ -161,9 +161,9 @@ class PyquicTestServer:
 
         return Recording
 
-    async def start(self, config: QuicConfiguration, host: str = "127.0.0.1") -> int:
+    async def start(self, config: QuicConfiguration, host: str = "127.0.0.1", **endpoint_kwargs: Any) -> int:
         self.server = await serve(host, 0, configuration=config, create_protocol=self.protocol_factory(),
-                                  stream_handler=self.handle)
+                                  stream_handler=self.handle, **endpoint_kwargs)
         return self.server.local_address[1]
 
     async def stop(self) -> None:
@@ -508,6 +508,29 @@ class InteropSuite:
         finally:
             await ours.stop()
         assert_flow_control_dance(tmp_path)
+
+    async def test_their_client_refused_past_max_connections(self, files):
+        # One connection slot, held by our own client: the peer's client gets
+        # an Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) and says so.
+        ours = PyquicTestServer()
+        port = await ours.start(server_config(files), max_connections=1)
+        try:
+            async with connect("127.0.0.1", port, configuration=client_config(files)) as proto:
+                assert await request(proto, "echo", 100) == expect(100)
+                client = start_client(self.peer, port, files, [{"op": "echo", "size": 100}], op_timeout=TIMEOUT)
+                try:
+                    await _in_executor(client.wait_for, lambda l: l.get("event") == "done", TIMEOUT,
+                                       "the refused client to finish")
+                    refused = client.events("terminated_in_handshake")
+                    assert refused and refused[0]["error_code"] == 0x02, client.describe()
+                    assert client.events("connect_failed") and client.events("done")[0]["ok"] is False
+                finally:
+                    client.stop()
+                assert ours.server._endpoint.stats["refused"] >= 1
+                # The slot's holder is untouched.
+                assert await request(proto, "echo", 200) == expect(200)
+        finally:
+            await ours.stop()
 
     async def test_their_client_idle_timeout(self, files):
         ours = PyquicTestServer()

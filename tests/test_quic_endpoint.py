@@ -231,3 +231,53 @@ def test_random_datagrams_never_break_the_endpoint(data, first):
     for conn in endpoint.connections:
         frame = conn._close_frame
         assert frame is None or frame.error_code != 1
+
+
+def test_past_max_connections_a_client_is_refused_with_connection_refused():
+    endpoint = make_endpoint(max_connections=1)
+    first, flight = first_flight()
+    assert endpoint.receive_datagram(flight[0], CLIENT_ADDR, 0.0) is not None
+    # A second client finds the one slot taken.
+    second = QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(6))
+    second.connect(SERVER_ADDR, now=0.0)
+    sent = [d for d, _ in second.datagrams_to_send(now=0.0)]
+    for datagram in sent:  # its ClientHello may span two Initials: each is answered
+        assert endpoint.receive_datagram(datagram, ("127.0.0.1", 4444), 0.0) is None
+    assert len(endpoint.connections) == 1 and endpoint.stats["refused"] == len(sent)
+    replies = endpoint.stateless_datagrams()
+    assert len(replies) == len(sent) and replies[0][1] == ("127.0.0.1", 4444)
+    header = decode_header(replies[0][0], 0, short_dcid_length=8)
+    assert header.packet_type is PacketType.INITIAL and len(replies[0][0]) < 1200
+    second.receive_datagram(replies[0][0], SERVER_ADDR, now=0.01)
+    assert second.state == QuicConnectionState.DRAINING  # then terminated when the period ends
+    second.handle_timer(second.get_timer())
+    terminated = [e for e in iter(second.next_event, None) if isinstance(e, events.ConnectionTerminated)]
+    assert terminated and terminated[0].error_code == 0x02 and terminated[0].reason_phrase == "server busy"
+    # accept() hands the first one over; the cap still counts it while it lives.
+    assert endpoint.accept() is not None and endpoint.accept() is None
+
+
+def test_connections_accepted_but_never_taken_are_capped():
+    endpoint = make_endpoint(max_connections=3)
+    refused_datagrams = 0
+    for n, seed in enumerate(range(10, 16)):
+        client = QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(seed))
+        client.connect(SERVER_ADDR, now=0.0)
+        for datagram, _ in client.datagrams_to_send(now=0.0):
+            endpoint.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+            refused_datagrams += n >= 3
+    assert len(endpoint._accepted) == 3 and len(endpoint.connections) == 3
+    assert endpoint.stats["refused"] == refused_datagrams > 0
+
+
+def test_pending_stateless_replies_are_capped():
+    endpoint = make_endpoint(max_pending_replies=5)
+    _, flight = first_flight()
+    unknown = bytearray(flight[0])
+    unknown[1:5] = (0x1A2A3A4A).to_bytes(4, "big")
+    for _ in range(50):
+        endpoint.receive_datagram(bytes(unknown), CLIENT_ADDR, 0.0)
+    assert len(endpoint.stateless_datagrams()) == 5
+    assert endpoint.stats["replies_dropped"] == 45 and endpoint.stats["version_negotiation"] == 50
+    with pytest.raises(ValueError):
+        make_endpoint(max_connections=0)

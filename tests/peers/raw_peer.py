@@ -274,6 +274,7 @@ def client_protocol(lib: Lib):
             self.pushed_changed = asyncio.Event()
             self.terminated = self.loop.create_future()
             self.stop_sending: dict[int, int] = {}
+            self.handshake_done = False
 
         def open(self, line: str, body_size: int = 0, end: bool = True, uni: bool = False, keep: bool = False) -> int:
             quic = self._quic
@@ -317,9 +318,13 @@ def client_protocol(lib: Lib):
                 w = self.waiters.get(event.stream_id)
                 if w is not None and not w["done"].done():
                     w["done"].set_result(("stop_sending", event.error_code))
+            elif isinstance(event, ev.HandshakeCompleted):
+                self.handshake_done = True
             elif isinstance(event, ev.ConnectionTerminated):
                 info = {"error_code": event.error_code, "frame_type": event.frame_type,
                         "reason": event.reason_phrase, "at": time.monotonic()}
+                if not self.handshake_done:  # e.g. refused: the harness wants the code
+                    emit({"event": "terminated_in_handshake", **info})
                 if not self.terminated.done():
                     self.terminated.set_result(info)
                 for w in self.waiters.values():
@@ -344,13 +349,17 @@ class Client:
 
     async def run(self, ops: list[dict]) -> bool:
         ok = True
-        async with self.connect() as proto:
-            for op in ops:
-                if op["op"] == "handshakes":
-                    continue
-                res = await self._timed(self.run_op(proto, op), op)
-                ok &= res.get("ok", False)
-                emit(res)
+        try:
+            async with self.connect() as proto:
+                for op in ops:
+                    if op["op"] == "handshakes":
+                        continue
+                    res = await self._timed(self.run_op(proto, op), op)
+                    ok &= res.get("ok", False)
+                    emit(res)
+        except ConnectionError as exc:  # e.g. the server refused us: reported, not a traceback
+            emit({"event": "connect_failed", "error": f"{type(exc).__name__}: {exc}"})
+            return False
         for op in ops:
             if op["op"] == "handshakes":
                 res = await self._timed(self.handshakes(op["count"]), op)
