@@ -60,6 +60,7 @@ from .packet import (
 )
 from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
+from .paths import PathValidator, is_probing, same_host
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .transport_params import QuicTransportParameters, VersionInformation
@@ -137,7 +138,7 @@ class QuicConnectionStats:
     __slots__ = (
         "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "packets_sent",
         "packets_received", "packets_dropped", "decryption_failures", "packets_lost", "duplicates",
-        "frames_sent", "frames_received",
+        "frames_sent", "frames_received", "path_migrations", "paths_validated", "path_validation_failures",
     )
 
     def __init__(self) -> None:
@@ -212,6 +213,8 @@ class QuicConnection:
         self._bytes_received = 0
         self._bytes_sent = 0
         self._network_path: Any = None
+        self._new_address: Any = None  # the datagram being read came from here, not _network_path
+        self._paths = PathValidator(self._entropy)
         self._peer_params: Optional[QuicTransportParameters] = None
         self._peer_ack_delay_exponent = 3
         self._peer_max_datagram_frame_size = 0
@@ -612,6 +615,7 @@ class QuicConnection:
         if self._network_path is None:
             self._network_path = addr
             self._last_activity = now
+        self._new_address = None if addr == self._network_path else addr
         if self._state == QuicConnectionState.CLOSING:
             self._reply_while_closing()
             return
@@ -823,8 +827,60 @@ class QuicConnection:
             self._state = QuicConnectionState.CONNECTED
         if self._qlog is not None:
             self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
+        if self._new_address is not None and ptype is PacketType.ONE_RTT:
+            self._on_packet_from_new_address(parsed.frames, pn, space, now)
         self._handle_frames(parsed.frames, space, dcid, now)
         return True
+
+    def _on_packet_from_new_address(self, frames: list, pn: int, space: Space, now: float) -> None:
+        """RFC 9000 §9.3: a server follows its client to a new address when a
+        non-probing packet with the largest packet number so far comes from
+        it after the handshake is confirmed; the new path gets the anti-
+        amplification limit until a PATH_CHALLENGE is answered (§8.2), and
+        fresh congestion and RTT state unless only the port changed (§9.4)."""
+        if self.is_client or not self._handshake_confirmed:
+            return
+        if pn != space.ack.largest_received or is_probing(frames):
+            return  # reordered, or a probe: answered, but the path stays
+        addr, old = self._new_address, self._network_path
+        self._new_address = None
+        paths = self._paths
+        if self._address_validated:
+            paths.mark_validated(old)
+        self._network_path = addr
+        self._stats.path_migrations += 1
+        if not same_host(addr, old):
+            self._loss.reset_path()
+        if paths.is_validated(addr):
+            paths.moved_to_validated(addr)
+            self._address_validated = True
+            return
+        paths.start(addr, old, now, self._loss.probe_timeout())
+        self._address_validated = False
+        self._bytes_received = self._datagram_size
+        self._bytes_sent = 0
+
+    def _on_path_response(self, data: bytes) -> None:
+        addr = self._paths.on_response(data)
+        if addr is not None:
+            self._stats.paths_validated += 1
+            if addr == self._network_path:
+                self._address_validated = True
+                self._amplification_blocked = False
+
+    def _on_path_timer(self, now: float) -> None:
+        outcome = self._paths.on_timer(now, self._loss.probe_timeout())
+        if outcome is None or not outcome.failed:
+            return
+        # RFC 9000 §9.3.2: back to the last proven address, or give up.
+        self._stats.path_validation_failures += 1
+        if outcome.fallback is None:
+            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
+            self._terminate()
+            return
+        self._network_path = outcome.fallback
+        self._address_validated = True
+        self._amplification_blocked = False
 
     def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
         streams = self._streams
@@ -866,8 +922,10 @@ class QuicConnection:
                 del responses[: -self._configuration.max_pending_path_responses]
             elif kind is Datagram:
                 self._on_datagram(frame)
-            elif kind is NewToken or kind is PathResponse:
-                pass  # tokens for future connections and path validation are not used
+            elif kind is PathResponse:
+                self._on_path_response(frame.data)
+            elif kind is NewToken:
+                pass  # tokens for future connections are not used
 
     def _count_received(self, kind: type) -> None:
         counts = self._stats.frames_received
@@ -1136,6 +1194,9 @@ class QuicConnection:
             timers.append(kp.prev_discard_at)
         if self._pacing_at is not None:
             timers.append(self._pacing_at)
+        path_timer = self._paths.timer
+        if path_timer is not None:
+            timers.append(path_timer)
         return min(timers) if timers else None
 
     def _idle_deadline(self) -> float:
@@ -1173,6 +1234,11 @@ class QuicConnection:
         kp = self._one_rtt
         if kp is not None:
             kp.discard_previous(now)
+        path_timer = self._paths.timer
+        if path_timer is not None and now >= path_timer:
+            self._on_path_timer(now)
+            if self._state >= QuicConnectionState.TERMINATED:
+                return
         result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._is_amplification_blocked())
         if type(result) is PacketsLost:
             self._stats.packets_lost += len(result.lost)

@@ -30,6 +30,7 @@ from .frames import (
     FrameType,
     HandshakeDone,
     NewConnectionId,
+    PathChallenge,
     PathResponse,
     Ping,
     RetireConnectionId,
@@ -87,6 +88,7 @@ class PacketBuilder:
     def __init__(self, connection: "QuicConnection") -> None:
         self.c = connection
         self.ctrl: list = []  # control frames taken from their owners, not yet sent
+        self.pad_packet = False  # the packet being filled carries a PATH_CHALLENGE
 
     # ------------------------------------------------------------------
     # entry points
@@ -153,6 +155,8 @@ class PacketBuilder:
         if c._path_responses:
             ctrl.extend(c._path_responses)
             c._path_responses.clear()
+        if c._paths.frames:
+            ctrl.extend(c._paths.take_frames())
 
     # ------------------------------------------------------------------
     # long-header (handshake) datagrams
@@ -427,7 +431,9 @@ class PacketBuilder:
                 records.append((K_NEW_CID, frame))
             elif kind is RetireConnectionId:
                 records.append((K_RETIRE_CID, frame.sequence_number))
-            elif kind is not PathResponse:
+            elif kind is PathChallenge:
+                self.pad_packet = True  # RFC 9000 §8.2.1: the datagram is expanded
+            elif kind is not PathResponse:  # responses and challenges are not retransmitted (§8.2)
                 records.append((K_STREAM_CTRL, frame))
             wrote = True
         self.ctrl = left_over
@@ -549,7 +555,7 @@ class PacketBuilder:
             padded = False
             payload_len = len(payload)
             short = room - payload_len
-            if short and eliciting and short < PAD_TO_FULL_SLACK:
+            if short and eliciting and (short < PAD_TO_FULL_SLACK or self.pad_packet):
                 payload += bytes(short)  # keep the GSO batch going (PADDING frames)
                 payload_len = room
                 padded = True
@@ -557,6 +563,7 @@ class PacketBuilder:
                 payload += bytes(4 - pn_len - payload_len)
                 payload_len = 4 - pn_len
                 padded = True
+            self.pad_packet = False
             size = header_len + payload_len + TAG
             if pn_len != header_pn_len:  # the header up to the packet number, once per length
                 header_pn_len = pn_len

@@ -241,6 +241,14 @@ class LossRecovery:
         # None until the first packet is sent.
         self._timer_anchor: float | None = None
 
+    def reset_path(self) -> None:
+        """RFC 9000 §9.4: the peer moved to a new address (not only a new
+        port): congestion control and the RTT estimate start over; packets
+        already in flight stay counted until acknowledged or lost.  The
+        pacer follows at the next ACK, which recomputes its rate."""
+        self.cc.reset()
+        self.rtt = RttEstimator(self.rtt.initial_rtt)
+
     # -- state the connection reads ------------------------------------------
 
     @property

@@ -108,6 +108,10 @@ class Pair:
         self._dirty = {"client", "server"}
         self._timers: dict[str, Optional[float]] = {}
         self.record_events = True
+        # Where the client's datagrams seem to come from (change it to model
+        # a NAT rebinding); the server's datagrams to any other address are lost.
+        self.client_addr: Any = CLIENT_ADDR
+        self.misrouted = 0
 
     def _make_server(self, odcid: bytes) -> QuicConnection:
         return QuicConnection(
@@ -131,12 +135,17 @@ class Pair:
         put it on the links."""
         for who, conn, link in self._endpoints():
             if everyone or who in self._dirty:
-                for data, _addr in conn.datagrams_to_send(now=self.now):
-                    self._transmit(who, link, data)
+                for data, addr in conn.datagrams_to_send(now=self.now):
+                    self._transmit(who, link, data, addr)
                 self._timers[who] = conn.get_timer()
         self._dirty.clear()
 
-    def _transmit(self, who: str, link: Link, data: bytes) -> None:
+    def _transmit(self, who: str, link: Link, data: bytes, addr: Any = None) -> None:
+        if who == "server" and addr is not None and addr != self.client_addr:
+            # The client no longer has that address (a NAT rebinding moved it).
+            self.misrouted += 1
+            self.log.append((self.now, who, "misrouted", addr, len(data)))
+            return
         index = link.sent
         link.sent += 1
         self.bytes_sent[who] += len(data)
@@ -159,9 +168,9 @@ class Pair:
                 delay += self.rng.random() * link.reorder_delay
             self._seq += 1
             dst = "server" if who == "client" else "client"
-            heapq.heappush(self._queue, (self.now + delay, self._seq, dst, data))
+            heapq.heappush(self._queue, (self.now + delay, self._seq, dst, data, self.client_addr))
 
-    def _deliver(self, dst: str, data: bytes) -> None:
+    def _deliver(self, dst: str, data: bytes, client_addr: Any = CLIENT_ADDR) -> None:
         if dst == "server":
             if self.server is None:
                 packets, _ = split_datagram(data, 8)
@@ -169,7 +178,7 @@ class Pair:
                     return
                 self.server = self._server_factory(packets[0][0].destination_cid)
             self.log.append((self.now, "server", "received", len(data)))
-            self.server.receive_datagram(data, CLIENT_ADDR, now=self.now)
+            self.server.receive_datagram(data, client_addr, now=self.now)
         else:
             self.log.append((self.now, "client", "received", len(data)))
             self.client.receive_datagram(data, SERVER_ADDR, now=self.now)
@@ -207,8 +216,8 @@ class Pair:
             return False
         self.now = max(self.now, t)
         while self._queue and self._queue[0][0] <= self.now:
-            _, _, dst, data = heapq.heappop(self._queue)
-            self._deliver(dst, data)
+            _, _, dst, data, client_addr = heapq.heappop(self._queue)
+            self._deliver(dst, data, client_addr)
         for who, conn, _ in self._endpoints():
             timer = conn.get_timer()
             if timer is not None and timer <= self.now:

@@ -82,6 +82,13 @@ class CongestionController(ABC):
         self._peak_in_flight = 0
         self.congestion_events = 0
 
+    def reset(self) -> None:
+        """Back to the initial window and slow start (RFC 9000 §9.4, a new
+        path); bytes in flight and the count of congestion events stay."""
+        in_flight, events = self.bytes_in_flight, self.congestion_events
+        type(self).__init__(self, max_datagram_size=self.max_datagram_size)
+        self.bytes_in_flight, self.congestion_events = in_flight, events
+
     # -- the window -----------------------------------------------------
 
     @property

@@ -1,0 +1,138 @@
+# The peer's address and its validation (RFC 9000 §8.2, §9).  Owns
+#   - which addresses the peer has proven it owns (the handshake's, and each
+#     one a PATH_RESPONSE answered; a few, newest kept);
+#   - the one outstanding path validation: the PATH_CHALLENGE data, the
+#     address it probes, when to send a fresh challenge (each PTO) and when
+#     to give up (§8.2.4: three times the larger of the current PTO and a
+#     new path's PTO);
+#   - the address to fall back to when validation fails (§9.3.2);
+#   - which frames are probing (§9.1): a packet of only these never moves
+#     the connection.
+# The connection decides *when* the peer migrated (a non-probing packet with
+# the largest packet number so far, from another address, after the
+# handshake is confirmed: §9.3) and applies the consequences (anti-
+# amplification on the new path, congestion and RTT reset unless only the
+# port changed: §9.4).  Randomness comes in; no clock is read here.
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+from .frames import NewConnectionId, Padding, PathChallenge, PathResponse
+from .recovery import K_INITIAL_RTT
+
+PROBING_FRAMES = frozenset((PathChallenge, PathResponse, NewConnectionId, Padding))
+MAX_VALIDATED_ADDRESSES = 4  # addresses remembered as proven
+CHALLENGE_LENGTH = 8
+MAX_OUTSTANDING_CHALLENGES = 8  # sent on the probed path; any one's response proves it
+
+
+def is_probing(frames: list) -> bool:
+    """RFC 9000 §9.1: True if every frame is a probing frame."""
+    return all(type(frame) in PROBING_FRAMES for frame in frames)
+
+
+def same_host(a: Any, b: Any) -> bool:
+    """Only the port differs (a NAT rebinding, §9.4: congestion state may stay)."""
+    return a is not None and b is not None and tuple(a)[0] == tuple(b)[0]
+
+
+class ValidationOutcome(NamedTuple):
+    """What a due path timer asks of the connection."""
+
+    failed: bool  # give up on the probed address
+    fallback: Any  # where to go back to (None: nowhere proven)
+
+
+class PathValidator:
+    """One connection's view of its peer's addresses; see the module header."""
+
+    def __init__(self, entropy: Callable[[int], bytes]) -> None:
+        self._entropy = entropy
+        self.validated: list = []  # proven addresses, oldest first
+        self.fallback: Any = None  # last proven address before the probed one
+        self.probing: Any = None  # the address under validation
+        self._sent: list[bytes] = []  # challenge data outstanding on the probed path
+        self.resend_at: Optional[float] = None
+        self.deadline: Optional[float] = None
+        self.frames: list = []  # PATH_CHALLENGE frames waiting to be sent
+        self.migrations = 0
+        self.validated_count = 0
+        self.failures = 0
+
+    # -- addresses ---------------------------------------------------------------
+    def is_validated(self, addr: Any) -> bool:
+        return addr in self.validated
+
+    def mark_validated(self, addr: Any) -> None:
+        if addr in self.validated:
+            self.validated.remove(addr)
+        self.validated.append(addr)
+        del self.validated[:-MAX_VALIDATED_ADDRESSES]
+
+    # -- validation ----------------------------------------------------------------
+    def start(self, addr: Any, previous: Any, now: float, pto: float) -> None:
+        """Probe `addr`, which the connection has just moved to from `previous`."""
+        self.migrations += 1
+        if self.is_validated(previous):
+            self.fallback = previous
+        self.probing = addr
+        self._sent = []
+        # §8.2.4: 3 x max(current PTO, a new path's PTO); the latter, from
+        # kInitialRtt, is about 3 x kInitialRtt.
+        self.deadline = now + 3 * max(pto, 3 * K_INITIAL_RTT)
+        self._challenge(now, pto)
+
+    def moved_to_validated(self, addr: Any) -> None:
+        """The connection moved back to a proven address: stop probing."""
+        self.migrations += 1
+        self._stop()
+
+    def _challenge(self, now: float, pto: float) -> None:
+        data = self._entropy(CHALLENGE_LENGTH)
+        self._sent.append(data)
+        del self._sent[:-MAX_OUTSTANDING_CHALLENGES]
+        self.frames = [PathChallenge(data)]
+        self.resend_at = now + pto
+
+    def on_response(self, data: bytes) -> Any:
+        """A PATH_RESPONSE: the address it proves, or None (not ours, or late)."""
+        if self.probing is None or data not in self._sent:
+            return None
+        addr = self.probing
+        self.mark_validated(addr)
+        self.validated_count += 1
+        self._stop()
+        return addr
+
+    def _stop(self) -> None:
+        self.probing = None
+        self._sent = []
+        self.resend_at = self.deadline = None
+        self.frames = []
+
+    def take_frames(self) -> list:
+        frames, self.frames = self.frames, []
+        return frames
+
+    # -- timers -----------------------------------------------------------------------
+    @property
+    def timer(self) -> Optional[float]:
+        if self.deadline is None:
+            return None
+        return min(self.deadline, self.resend_at) if self.resend_at is not None else self.deadline
+
+    def on_timer(self, now: float, pto: float) -> Optional[ValidationOutcome]:
+        """A fresh challenge when one is due; the outcome when the deadline passed."""
+        if self.deadline is None:
+            return None
+        if now >= self.deadline:
+            self.failures += 1
+            fallback = self.fallback
+            self._stop()
+            return ValidationOutcome(True, fallback)
+        if self.resend_at is not None and now >= self.resend_at:
+            self._challenge(now, pto)
+        return None
+
+
+__all__ = ["MAX_VALIDATED_ADDRESSES", "PROBING_FRAMES", "PathValidator", "ValidationOutcome", "is_probing", "same_host"]
