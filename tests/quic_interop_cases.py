@@ -549,13 +549,14 @@ class InteropSuite:
 
     IMPAIRED = Impairment(loss=0.05, reorder=0.05, reorder_gap=3, duplicate=0.02)
 
-    async def _blackhole_when_busy(self, relay: UdpRelay, after_packets: int = 400) -> None:
+    async def _blackhole_when_busy(self, relay: UdpRelay, after_packets: int = 400, blackhole: float = 2.0) -> None:
         async def busy() -> None:
             while relay.stats["to_client"].received + relay.stats["to_server"].received < after_packets:
                 await asyncio.sleep(0.005)
 
         await asyncio.wait_for(busy(), TIMEOUT)
-        relay.blackhole(2.0)
+        if blackhole:
+            relay.blackhole(blackhole)
 
     async def test_our_client_through_loss_reordering_duplication_and_blackhole(self, files, peer_server):
         relay = UdpRelay(("127.0.0.1", peer_server.port), to_server=self.IMPAIRED, to_client=self.IMPAIRED, seed=5)
@@ -572,6 +573,49 @@ class InteropSuite:
             assert st["to_client"].dropped_blackhole + st["to_server"].dropped_blackhole > 0
         finally:
             relay.close()
+
+    async def _rebind_when_busy(self, relay: UdpRelay) -> None:
+        await self._blackhole_when_busy(relay, blackhole=0)
+        await relay.rebind()
+
+    async def test_our_client_through_a_nat_rebinding(self, files, peer_server):
+        # The peer's server sees our client move to a new port mid-transfer.
+        relay = UdpRelay(("127.0.0.1", peer_server.port), seed=7)
+        host, port = await relay.start()
+        try:
+            async with connect(host, port, configuration=client_config(files)) as proto:
+                rebinding = asyncio.ensure_future(self._rebind_when_busy(relay))
+                assert await asyncio.wait_for(request(proto, f"source {RELAYED}"), 90) == expect(RELAYED)
+                await rebinding
+                text = await asyncio.wait_for(request_text(proto, "sink", RELAYED), 90)
+                assert text == "%d %s" % expect(RELAYED)
+                # The peer's server checked the new path: we answered its PATH_CHALLENGE.
+                sent = proto._quic.stats.frames_sent
+                assert relay.rebinds == 1 and sent.get("path_response", 0) >= 1, sent
+        finally:
+            relay.close()
+
+    async def test_their_client_through_a_nat_rebinding(self, files):
+        # Our server follows the peer's client to its new port and validates it.
+        ours = PyquicTestServer()
+        port = await ours.start(server_config(files))
+        relay = UdpRelay(("127.0.0.1", port), seed=8)
+        rhost, rport = await relay.start()
+        try:
+            ops = [{"op": "source", "size": RELAYED, "timeout": 90}, {"op": "sink", "size": RELAYED, "timeout": 90}]
+            job = _in_executor(run_client, self.peer, rport, files, ops, timeout=150)
+            await self._blackhole_when_busy(relay, blackhole=0)
+            (conn,) = ours.server._endpoint.connections
+            before = conn._network_path
+            await relay.rebind()
+            results = await asyncio.wait_for(job, 160)
+            assert_all_ok(results)
+            stats = conn.stats
+            assert relay.rebinds == 1 and stats.path_migrations == 1 and stats.paths_validated == 1, stats.as_dict()
+            assert conn._network_path != before and stats.path_validation_failures == 0
+        finally:
+            relay.close()
+            await ours.stop()
 
     async def test_their_client_through_loss_reordering_duplication_and_blackhole(self, files):
         ours = PyquicTestServer()

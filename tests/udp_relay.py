@@ -11,6 +11,7 @@
 #                    to_client=Impairment(loss=0.05), seed=1)
 #   host, port = await relay.start()      # the client connects here
 #   relay.blackhole(2.0)                  # now, both directions
+#   await relay.rebind()                  # a NAT rebinding: new source ports towards the server
 #   relay.stats["to_client"].dropped_loss ...
 #   relay.close()
 #
@@ -201,6 +202,7 @@ class UdpRelay:
         self._listener: Optional[asyncio.DatagramTransport] = None
         self._upstreams: dict = {}
         self.address: Optional[tuple] = None
+        self.rebinds = 0
 
     async def start(self) -> tuple:
         loop = asyncio.get_running_loop()
@@ -222,6 +224,18 @@ class UdpRelay:
             self._up.blackhole_until = until
         if to_client:
             self._down.blackhole_until = until
+
+    async def rebind(self) -> None:
+        """Model a NAT rebinding: every client's traffic to the server leaves
+        from a new socket (a new source port) from now on; what the server
+        sends to the old one is lost with it."""
+        loop = self._loop
+        for addr, old in list(self._upstreams.items()):
+            new = self._upstreams[addr] = _Upstream(self, addr)
+            await loop.create_datagram_endpoint(lambda new=new: new, remote_addr=self.server_addr)
+            if old.transport is not None:
+                old.transport.close()
+        self.rebinds += 1
 
     def _from_client(self, data: bytes, addr) -> None:
         up = self._upstreams.get(addr)
