@@ -10,8 +10,9 @@ cd "$ROOT"
 
 # Debian packages: compiler and OpenSSL headers for the extension, the openssl
 # command (benchmark floor and a TLS peer), the system CA bundle (trust store
-# test), the kernel uapi headers (kTLS struct layouts are checked against them).
-DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates"
+# test), the kernel uapi headers (kTLS struct layouts are checked against them),
+# tshark (it decrypts our captures with our key logs).
+DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates tshark"
 missing=""
 for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
