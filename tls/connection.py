@@ -219,7 +219,7 @@ class TLSConnection:
         self._closed_event = False
         # application data
         self._app_queue = bytearray()  # waiting for a write key
-        self._rx = bytearray()  # received, not yet turned into an event
+        self._rx: list = []  # application data received, not yet turned into an event
         self._rx_early = False
         # 0-RTT
         self._early_limit = 0  # client: what the ticket allows; server: what we accept
@@ -464,12 +464,14 @@ class TLSConnection:
         if self._rx and self._rx_early != early:
             self._flush_rx()
         self._rx_early = early
-        self._rx += record.content
+        self._rx.append(record.content)
 
     def _flush_rx(self) -> None:
-        if self._rx:
-            self._events.append(DataReceived(bytes(self._rx), self._rx_early))
-            self._rx.clear()
+        rx = self._rx
+        if rx:
+            # One record's content goes as it is; several are joined once.
+            self._events.append(DataReceived(rx[0] if len(rx) == 1 else b"".join(rx), self._rx_early))
+            rx.clear()
 
     # -- internals: engine events -------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import deque
 import logging
 import socket
 import time
@@ -47,6 +48,53 @@ SEND_CHUNK = 1 << 16  # app bytes sealed per sendall: small enough to pipeline w
 # The blocking socket
 
 
+class _ReadBuffer:
+    """Decrypted bytes waiting for recv(): the records' own buffers, in
+    order, copied once, into what the reader hands us."""
+
+    __slots__ = ("chunks", "offset", "size")
+
+    def __init__(self) -> None:
+        self.chunks: deque = deque()
+        self.offset = 0  # bytes of chunks[0] already read
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, data) -> None:
+        if data:
+            self.chunks.append(data)
+            self.size += len(data)
+
+    def read_into(self, view: memoryview, n: int) -> int:
+        chunks = self.chunks
+        done = 0
+        while done < n and chunks:
+            chunk = chunks[0]
+            start = self.offset
+            take = min(n - done, len(chunk) - start)
+            with memoryview(chunk) as source:
+                view[done : done + take] = source[start : start + take]
+            done += take
+            if start + take == len(chunk):
+                chunks.popleft()
+                self.offset = 0
+            else:
+                self.offset = start + take
+        self.size -= done
+        return done
+
+    def read(self, n: int) -> bytes:
+        chunks = self.chunks
+        if self.offset == 0 and chunks and len(chunks[0]) <= n and type(chunks[0]) is bytes:
+            self.size -= len(chunks[0])
+            return chunks.popleft()
+        out = bytearray(min(n, self.size))
+        self.read_into(memoryview(out), len(out))
+        return bytes(out)
+
+
 class TLSSocket:
     """TLS 1.3 over a connected TCP socket, used like ssl.SSLSocket.
 
@@ -78,7 +126,7 @@ class TLSSocket:
         self._kernel_rx = False
         self.read_size = read_size
         self.conn = TLSConnection(config, not server_side, now=time.time, **connection_options)
-        self._rbuf = bytearray()
+        self._rbuf = _ReadBuffer()
         self._eof = False  # the peer's close_notify (or EOF after the handshake)
         self._handshake_started = False
         self.completed: HandshakeCompleted | None = None
@@ -197,7 +245,7 @@ class TLSSocket:
         while (event := self.conn.next_event()) is not None:
             kind = type(event)
             if kind is DataReceived:
-                self._rbuf += event.data
+                self._rbuf.append(event.data)
             elif kind is HandshakeCompleted:
                 self.completed = event
             elif kind is TicketReceived:
@@ -245,13 +293,7 @@ class TLSSocket:
             raise ValueError("flags are not supported on a TLS socket")
         if bufsize <= 0 or not self._fill():
             return b""
-        if len(self._rbuf) <= bufsize:
-            data = bytes(self._rbuf)
-            self._rbuf.clear()
-        else:
-            data = bytes(self._rbuf[:bufsize])
-            del self._rbuf[:bufsize]
-        return data
+        return self._rbuf.read(bufsize)
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
         if flags:
@@ -260,10 +302,7 @@ class TLSSocket:
         n = nbytes or len(view)
         if n <= 0 or not self._fill():
             return 0
-        n = min(n, len(self._rbuf))
-        view[:n] = self._rbuf[:n]
-        del self._rbuf[:n]
-        return n
+        return self._rbuf.read_into(view, n)
 
     def read(self, n: int = READ_SIZE) -> bytes:
         return self.recv(n)
