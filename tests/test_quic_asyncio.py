@@ -289,3 +289,21 @@ async def test_streams_created_before_writing_get_distinct_ids(files, ours):
             writer.write_eof()
         answers = [await asyncio.wait_for(r.read(), TIMEOUT) for r, _ in reversed(pairs)]
         assert answers == [b"0", b"1", b"2"]
+
+
+async def test_subclass_attributes_do_not_clash_with_the_protocol(files, ours, caplog):
+    # aioquic-style subclasses keep their own per-stream table, often named
+    # _streams; the protocol's internals must not share such names.
+    from pyquic.asyncio import QuicConnectionProtocol
+
+    class Mine(QuicConnectionProtocol):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._streams = {"mine": object()}
+            self._tasks_of_mine = []
+
+    async with connect("127.0.0.1", ours.port, configuration=client_config(files), create_protocol=Mine) as proto:
+        assert await request(proto, "echo", 1000) == expect(1000)
+        proto.close()
+        await asyncio.wait_for(proto.wait_closed(), TIMEOUT)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

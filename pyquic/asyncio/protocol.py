@@ -81,7 +81,7 @@ class QuicConnectionProtocol:
         self._connected_waiter: Optional[asyncio.Future] = None
         self._terminated: Optional[Any] = None  # the ConnectionTerminated event
         self._ping_waiters: dict[int, asyncio.Future] = {}
-        self._streams: dict[int, _Stream] = {}
+        self._stream_pairs: dict[int, _Stream] = {}
         self._write_paused: dict[int, _Stream] = {}  # streams whose writers wait in drain()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
@@ -174,15 +174,15 @@ class QuicConnectionProtocol:
         (An override that handles StreamDataReceived itself, without calling
         this, gets the data's flow-control credit returned on delivery.)"""
         if isinstance(event, events.StreamDataReceived):
-            stream = self._streams.get(event.stream_id) or self._peer_stream(event.stream_id)
+            stream = self._stream_pairs.get(event.stream_id) or self._peer_stream(event.stream_id)
             if stream is not None:
                 self._fed_reader = stream.on_data(event.data, event.end_stream)
         elif isinstance(event, events.StreamReset):
-            stream = self._streams.get(event.stream_id) or self._peer_stream(event.stream_id)
+            stream = self._stream_pairs.get(event.stream_id) or self._peer_stream(event.stream_id)
             if stream is not None:
                 stream.on_reset(event.error_code)
         elif isinstance(event, events.StopSendingReceived):
-            stream = self._streams.get(event.stream_id)
+            stream = self._stream_pairs.get(event.stream_id)
             if stream is not None:
                 stream.on_stop_sending(event.error_code)
                 self._write_paused.pop(event.stream_id, None)
@@ -341,7 +341,7 @@ class QuicConnectionProtocol:
             if not waiter.done():
                 waiter.set_exception(exc)
         self._ping_waiters.clear()
-        for stream in self._streams.values():
+        for stream in self._stream_pairs.values():
             stream.on_connection_lost(exc)
         self._write_paused.clear()
         if self._timer is not None:
@@ -354,7 +354,7 @@ class QuicConnectionProtocol:
 
     def _stream(self, stream_id: int) -> "_Stream":
         stream = _Stream(self, stream_id)
-        self._streams[stream_id] = stream
+        self._stream_pairs[stream_id] = stream
         return stream
 
     def _peer_stream(self, stream_id: int) -> Optional["_Stream"]:
@@ -392,7 +392,7 @@ class QuicConnectionProtocol:
             logger.error("stream handler failed: %r", exc, exc_info=exc)
 
     def _forget(self, stream_id: int) -> None:
-        self._streams.pop(stream_id, None)
+        self._stream_pairs.pop(stream_id, None)
         self._write_paused.pop(stream_id, None)
 
     def _check_writers(self) -> None:
