@@ -124,6 +124,24 @@ def _merge_batches(batches: list) -> list:
     return out
 
 
+def _merge_stream_data(event: events.StreamDataReceived, queue: deque) -> events.StreamDataReceived:
+    """`event` joined with the StreamDataReceived events of its stream that
+    follow it in `queue` (taken out of it), up to the one with end_stream."""
+    sid = event.stream_id
+    chunks = [event.data]
+    end = False
+    while queue and not end:
+        nxt = queue[0]
+        if type(nxt) is not events.StreamDataReceived or nxt.stream_id != sid:
+            break
+        queue.popleft()
+        chunks.append(nxt.data)
+        end = nxt.end_stream
+    if len(chunks) == 1:
+        return event
+    return events.StreamDataReceived(stream_id=sid, data=b"".join(chunks), end_stream=end)
+
+
 class QuicConnectionState(IntEnum):
     FIRSTFLIGHT = 0
     CONNECTED = 1
@@ -419,11 +437,17 @@ class QuicConnection:
         self._run_tls(lambda: self._tls.start(), now)
 
     def next_event(self) -> Optional[events.QuicEvent]:
+        """The next event, or None.  Data of one stream that arrived in a row
+        (say, one GRO batch) comes as one StreamDataReceived."""
         events_ = self._events
         if not events_:
             return None
         event = events_.popleft()
-        if type(event) is events.DatagramFrameReceived:
+        kind = type(event)
+        if kind is events.StreamDataReceived:
+            if events_ and not event.end_stream and type(events_[0]) is events.StreamDataReceived:
+                event = _merge_stream_data(event, events_)
+        elif kind is events.DatagramFrameReceived:
             self._datagrams_queued -= 1
         return event
 
@@ -593,8 +617,21 @@ class QuicConnection:
     # receiving
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         """Process one UDP datagram from `addr`."""
-        if self._state >= QuicConnectionState.DRAINING:
-            return
+        if self._state < QuicConnectionState.DRAINING:
+            self._guarded_receive(data, addr, now)
+
+    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> None:
+        """Process the datagrams of one GRO batch from `addr`: `data` holds
+        them back to back, `segment_size` bytes each (the last may be
+        shorter).  The same as receive_datagram on each, in one call."""
+        if segment_size <= 0:
+            raise UsageError("segment_size must be positive")
+        for start in range(0, len(data), segment_size):
+            if self._state >= QuicConnectionState.DRAINING:
+                return
+            self._guarded_receive(data[start : start + segment_size], addr, now)
+
+    def _guarded_receive(self, data: bytes, addr: Any, now: float) -> None:
         try:
             self._receive_datagram(data, addr, now)
         except TransportError as exc:

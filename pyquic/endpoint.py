@@ -160,6 +160,37 @@ class QuicEndpoint:
         self._after(conn)
         return conn
 
+    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> list[QuicConnection]:
+        """Route the datagrams of one GRO batch from `addr` (back to back,
+        `segment_size` bytes each, the last may be shorter).  A run of
+        short-header datagrams for one connection goes to it in one call.
+        Returns the connections that got datagrams, in order."""
+        if segment_size <= 0:
+            raise ValueError("segment_size must be positive")
+        touched: list[QuicConnection] = []
+        cid_length = self.configuration.connection_id_length
+        routes = self._routes
+        size = len(data)
+        start = 0
+        while start < size:
+            stop = min(start + segment_size, size)
+            conn = None
+            if not data[start] & 0x80:
+                dcid = data[start + 1 : start + 1 + cid_length]
+                conn = routes.get(dcid)
+            if conn is None:
+                conn = self.receive_datagram(data[start:stop], addr, now)
+            else:
+                # Extend the run over the following datagrams for the same CID.
+                while stop < size and not data[stop] & 0x80 and data[stop + 1 : stop + 1 + cid_length] == dcid:
+                    stop = min(stop + segment_size, size)
+                conn.receive_datagrams(data[start:stop], segment_size, addr, now)
+                self._after(conn)
+            if conn is not None and (not touched or touched[-1] is not conn):
+                touched.append(conn)
+            start = stop
+        return touched
+
     def _dropped(self) -> None:
         self.stats["datagrams_dropped"] += 1
         return None

@@ -281,3 +281,61 @@ def test_pending_stateless_replies_are_capped():
     assert endpoint.stats["replies_dropped"] == 45 and endpoint.stats["version_negotiation"] == 50
     with pytest.raises(ValueError):
         make_endpoint(max_connections=0)
+
+
+def test_a_gro_batch_is_routed_like_its_datagrams_one_by_one():
+    # The same 1-RTT datagrams, once one by one and once as a GRO batch
+    # (back to back, equal segments, the last shorter), give the same data.
+    def run(batched: bool) -> tuple[bytes, list]:
+        pair, endpoint = endpoint_pair()
+        pair.handshake()
+        pair.drive()
+        sid = pair.client.get_next_available_stream_id()
+        pair.client.send_stream_data(sid, bytes(range(256)) * 40, end_stream=True)
+        datagrams = [d for d, _ in pair.client.datagrams_to_send(now=pair.now)]
+        assert len(datagrams) >= 3 and len({len(d) for d in datagrams[:-1]}) == 1
+        conn = endpoint.connections[0]
+        before = conn.stats.packets_received
+        if batched:
+            segment = len(datagrams[0])
+            touched = endpoint.receive_datagrams(b"".join(datagrams), segment, CLIENT_ADDR, pair.now)
+            assert touched == [conn]
+        else:
+            for d in datagrams:
+                assert endpoint.receive_datagram(d, CLIENT_ADDR, pair.now) is conn
+        assert conn.stats.packets_received - before == len(datagrams)
+        got = [e for e in iter(conn.next_event, None) if isinstance(e, events.StreamDataReceived)]
+        return b"".join(e.data for e in got), got
+
+    one_by_one, _ = run(False)
+    batched, got = run(True)
+    assert batched == one_by_one == bytes(range(256)) * 40
+    # In-order data of one stream that arrived together comes as one event.
+    assert len(got) == 1 and got[0].end_stream
+
+
+def test_a_batch_with_unknown_and_long_header_datagrams_in_it():
+    endpoint = make_endpoint()
+    client, flight = first_flight()
+    unknown = bytes([0x40]) + bytes(range(8)) + bytes(100)  # a short header nobody owns
+    batch = flight[0] + unknown.ljust(len(flight[0]), b"\0")
+    touched = endpoint.receive_datagrams(batch, len(flight[0]), CLIENT_ADDR, 0.0)
+    assert len(touched) == 1 and endpoint.connections == touched
+    assert endpoint.stats["stateless_reset"] == 1
+    with pytest.raises(ValueError):
+        endpoint.receive_datagrams(batch, 0, CLIENT_ADDR, 0.0)
+
+
+def test_stream_events_merge_only_within_one_stream_and_up_to_its_end():
+    from collections import deque
+
+    from pyquic.connection import _merge_stream_data
+
+    sdr = events.StreamDataReceived
+    queue = deque([sdr(stream_id=0, data=b"b", end_stream=False), sdr(stream_id=4, data=b"x", end_stream=False),
+                   sdr(stream_id=0, data=b"c", end_stream=True)])
+    merged = _merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
+    assert (merged.data, merged.end_stream) == (b"ab", False) and len(queue) == 2
+    queue = deque([sdr(stream_id=0, data=b"b", end_stream=True), sdr(stream_id=0, data=b"late", end_stream=False)])
+    merged = _merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
+    assert (merged.data, merged.end_stream) == (b"ab", True) and len(queue) == 1

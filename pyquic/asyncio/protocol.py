@@ -231,6 +231,20 @@ class QuicConnectionProtocol:
         except Exception as exc:
             self._internal_error(exc)
 
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: NetworkAddress) -> None:
+        """A GRO batch (see UdpSocket): one copy, one call into the core."""
+        quic = self._quic
+        batch = getattr(quic, "receive_datagrams", None)
+        try:
+            if batch is not None:
+                batch(bytes(data), segment_size, addr, now=self._loop.time())
+            else:  # a core without the batch call
+                now = self._loop.time()
+                for start in range(0, len(data), segment_size):
+                    quic.receive_datagram(bytes(data[start : start + segment_size]), addr, now=now)
+        except Exception as exc:
+            self._internal_error(exc)
+
     def datagrams_done(self) -> None:
         try:
             self._process_events()

@@ -103,8 +103,22 @@ class QuicServer:
             # A bug must not stop the other connections' datagrams in this drain.
             logger.exception("pyquic endpoint failed on a datagram from %r", addr)
             return
-        if connection is None:
+        if connection is not None:
+            self._touch(connection)
+
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any) -> None:
+        """A GRO batch: one copy of the whole batch, one routing call."""
+        if self._closing:
             return
+        try:
+            touched = self._endpoint.receive_datagrams(bytes(data), segment_size, addr, now=self._loop.time())
+        except Exception:
+            logger.exception("pyquic endpoint failed on a datagram batch from %r", addr)
+            return
+        for connection in touched:
+            self._touch(connection)
+
+    def _touch(self, connection: Any) -> None:
         key = id(connection)
         protocol = self._protocols.get(key)
         if protocol is None:

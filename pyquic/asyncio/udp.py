@@ -70,6 +70,10 @@ class DatagramReceiver(Protocol):
 
     def datagram_received(self, data: memoryview, addr: Address) -> None: ...
 
+    # Optional: datagram_batch_received(data, segment_size, addr) takes a whole
+    # GRO batch (datagrams back to back, segment_size bytes each, the last
+    # may be shorter); without it each datagram comes to datagram_received.
+
     def datagrams_done(self) -> None:
         """End of one drain of the socket: the moment to transmit."""
 
@@ -219,6 +223,7 @@ class UdpSocket:
         bufs = [self._buffer]
         view = self._view
         deliver = self._receiver.datagram_received
+        deliver_batch = getattr(self._receiver, "datagram_batch_received", None)
         budget = RECV_BURST_DATAGRAMS
         try:
             for _ in range(RECV_BURST):
@@ -244,12 +249,16 @@ class UdpSocket:
                 if segment and segment < nbytes:
                     # A GRO super-datagram: equal segments, the last may be shorter.
                     stats.gro_batches += 1
-                    count = 0
-                    for start in range(0, nbytes, segment):
-                        count += 1
-                        deliver(view[start:min(start + segment, nbytes)], addr)
+                    count = -(-nbytes // segment)
+                    if deliver_batch is not None:
+                        deliver_batch(view[:nbytes], segment, addr)
                         if self._closed:
                             return
+                    else:
+                        for start in range(0, nbytes, segment):
+                            deliver(view[start:min(start + segment, nbytes)], addr)
+                            if self._closed:
+                                return
                     stats.gro_segments += count
                     stats.datagrams_received += count
                     budget -= count
