@@ -78,7 +78,8 @@ class QuicConfiguration:
     ticket_store: Any = None  # client: a tls.TicketStore (tickets received are added to it)
     ticket_sealer: Any = None  # server: a tls.TicketSealer shared by connections
     session_tickets: int = 1  # server: tickets sent after the handshake
-    max_early_data: int = 0  # server: 0 = no 0-RTT
+    max_early_data: int = 0  # server: 0 = no 0-RTT; else 0-RTT accepted (QUIC tickets say 0xffffffff)
+    enable_early_data: bool = False  # client: send 0-RTT when the session ticket allows it
     wall_clock: Optional[Callable[[], float]] = None  # epoch seconds for certificates and tickets
     # -- observability
     qlog_dir: Optional[str] = None  # one JSON-SEQ file per connection (see pyquic/qlog.py)
@@ -164,6 +165,8 @@ class QuicConfiguration:
             alpn_protocols=tuple(self.alpn_protocols),
             session_tickets=self.session_tickets,
             max_early_data=self.max_early_data,
+            enable_early_data=self.enable_early_data,
+            accept_early_data=None if self.is_client else self._accepts_early_data,
             ticket_sealer=self.ticket_sealer,
             max_handshake_buffer=max(self.max_crypto_buffer, 1024),
             clock=self.clock,
@@ -189,6 +192,31 @@ class QuicConfiguration:
             return tls.Config(**kwargs)
         except tls.UsageError as exc:
             raise UsageError(str(exc)) from None
+
+
+    def _accepts_early_data(self, state: Any) -> bool:
+        """RFC 9000 §7.4.1: a server accepting 0-RTT must not have lowered any
+        limit the client remembered from the ticket (our transport parameters
+        then, sealed in it); otherwise 0-RTT is rejected and the handshake
+        goes on."""
+        from .transport_params import QuicTransportParameters
+
+        try:
+            old = QuicTransportParameters.parse(state.app_data, from_server=True)
+        except Exception:  # not ours, or from an older build: no 0-RTT
+            return False
+        return (
+            self.max_data >= old.initial_max_data
+            and self.max_stream_data >= max(
+                old.initial_max_stream_data_bidi_local,
+                old.initial_max_stream_data_bidi_remote,
+                old.initial_max_stream_data_uni,
+            )
+            and self.max_streams_bidi >= old.initial_max_streams_bidi
+            and self.max_streams_uni >= old.initial_max_streams_uni
+            and self.active_connection_id_limit >= old.active_connection_id_limit
+            and (self.max_datagram_frame_size or 0) >= (old.max_datagram_frame_size or 0)
+        )
 
 
 class _SessionTicketStore(tls.TicketStore):

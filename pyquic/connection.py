@@ -157,6 +157,7 @@ class QuicConnectionStats:
         "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "packets_sent",
         "packets_received", "packets_dropped", "decryption_failures", "packets_lost", "duplicates",
         "frames_sent", "frames_received", "path_migrations", "paths_validated", "path_validation_failures",
+        "zero_rtt_packets_sent", "zero_rtt_packets_received", "zero_rtt_rejected",
     )
 
     def __init__(self) -> None:
@@ -408,6 +409,24 @@ class QuicConnection:
         )
         return params.encode()
 
+    def _zero_rtt_limits(self) -> bytes:
+        """What a ticket remembers of us for 0-RTT (RFC 9000 §7.4.1): only the
+        limits, as transport parameters (empty connection IDs keep them
+        parseable), so tickets stay small; QuicConfiguration checks them."""
+        config = self._configuration
+        return QuicTransportParameters(
+            original_destination_connection_id=b"",
+            initial_source_connection_id=b"",
+            initial_max_data=config.max_data,
+            initial_max_stream_data_bidi_local=config.max_stream_data,
+            initial_max_stream_data_bidi_remote=config.max_stream_data,
+            initial_max_stream_data_uni=config.max_stream_data,
+            initial_max_streams_bidi=config.max_streams_bidi,
+            initial_max_streams_uni=config.max_streams_uni,
+            active_connection_id_limit=config.active_connection_id_limit,
+            max_datagram_frame_size=config.max_datagram_frame_size or 0,
+        ).encode()
+
     def _create_engine(self) -> None:
         try:
             self._tls = tls.Engine(
@@ -416,6 +435,7 @@ class QuicConnection:
                 profile=tls.QUIC,
                 transport_parameters=self._local_transport_parameters(),
                 entropy=self._entropy,
+                ticket_app_data=None if self.is_client else self._zero_rtt_limits(),
             )
         except tls.UsageError as exc:
             raise UsageError(f"TLS configuration: {exc}") from None
@@ -793,6 +813,8 @@ class QuicConnection:
                 return self._decryption_failed(kp)
         if ptype is PacketType.ONE_RTT:
             kp.on_opened(keys, pn, self._spaces[APPLICATION].next_pn, now + 3 * self._loss.probe_timeout())
+        elif ptype is PacketType.ZERO_RTT:
+            self._stats.zero_rtt_packets_received += 1
         if ptype is PacketType.INITIAL or ptype is PacketType.HANDSHAKE:
             if self.is_client and self._peer_initial_scid is None:
                 # RFC 9000 §7.2: the client switches to the server's Source CID.
@@ -1058,7 +1080,8 @@ class QuicConnection:
                 if store is not None:
                     store.add(event.ticket)
             elif kind is tls.EarlyDataRejected:
-                pass  # we send no 0-RTT data
+                if self.is_client:
+                    self._on_zero_rtt_rejected()
         if retry_held and self._undecryptable:
             self._retry_undecryptable(now)
 
@@ -1068,7 +1091,7 @@ class QuicConnection:
         level = event.level
         if level == tls.Level.EARLY_DATA:
             if write:
-                self._zero_rtt_send = keys
+                self._start_zero_rtt(keys)
             else:
                 self._zero_rtt_recv = keys
         elif level == tls.Level.HANDSHAKE:
@@ -1124,6 +1147,34 @@ class QuicConnection:
         self._mds = min(self._mds, params.max_udp_payload_size)
         self._local_cids.limit = min(params.active_connection_id_limit, 8)
         self._streams.on_peer_transport_parameters(params)
+
+    def _start_zero_rtt(self, keys: Any) -> None:
+        """Client: 0-RTT keys from a resumed session.  Streams open at once,
+        within the limits the server gave last time (RFC 9000 §7.4.1, kept in
+        the ticket); without them in the ticket no 0-RTT is sent."""
+        ticket = getattr(self._tls, "early_data_ticket", None)
+        remembered = getattr(ticket, "transport_parameters", None)
+        if not remembered:
+            return
+        try:
+            params = QuicTransportParameters.parse(remembered, from_server=True)
+        except TransportError:
+            return
+        self._zero_rtt_send = keys
+        self._streams.on_peer_transport_parameters(params)
+        self._peer_max_datagram_frame_size = params.max_datagram_frame_size
+        self._streams_ready = True
+
+    def _on_zero_rtt_rejected(self) -> None:
+        """RFC 9001 §4.6.2: the server refused 0-RTT: what those packets held
+        goes again in 1-RTT packets (they are forgotten, not lost: no
+        congestion signal), under the limits this handshake brings."""
+        self._zero_rtt_send = None
+        if self._one_rtt is None:
+            self._streams_ready = False
+        for packet in self._loss.forget_sent(APPLICATION):
+            on_packet_lost(self, packet)
+        self._stats.zero_rtt_rejected = True
 
     def _on_handshake_completed(self, event: tls.HandshakeCompleted, now: float) -> None:
         self._handshake_complete = True

@@ -112,7 +112,28 @@ class PacketBuilder:
                 self._collect_control(now)
                 if self.ctrl:
                     self._build_short(now, out)
+        elif self._zero_rtt_open():
+            self._build_zero_rtt(now, out)
         return out
+
+    def _zero_rtt_open(self) -> bool:
+        """A client may still send 0-RTT packets (keys, no 1-RTT keys yet)."""
+        c = self.c
+        return c._zero_rtt_send is not None and c._one_rtt is None and c._streams_ready and not c._closing
+
+    def _build_zero_rtt(self, now: float, out: list) -> None:
+        """Client: stream data before the handshake completes, one 0-RTT
+        packet per datagram, within the congestion window (RFC 9001 §4.6.1)."""
+        c = self.c
+        overhead = 7 + len(c._peer_cids.cid) + len(c._local_cids.host_cid) + 2 + 4 + TAG
+        for _ in range(GSO_MAX_SEGMENTS):
+            if not c._can_send_eliciting(now):
+                break
+            content = self._fill_app(c._mds - overhead, now, True, True)
+            if content is None or not content[2]:
+                break
+            datagram = self._finish_datagram([[APPLICATION, *content]], now, pad=False)
+            out.append((datagram, len(datagram)))
 
     def build_close(self, now: float) -> Optional[bytes]:
         """One datagram carrying CONNECTION_CLOSE in every space we can send in
@@ -215,6 +236,12 @@ class PacketBuilder:
             content = self._fill_app(room, now, True, c._can_send_eliciting(now))
             if content is not None:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
+        elif self._zero_rtt_open() and remaining > 64 + dcid_len + scid_len and c._can_send_eliciting(now):
+            # 0-RTT rides in the client's Initial datagram (RFC 9000 §12.2).
+            room = remaining - (7 + dcid_len + scid_len + 2 + 4 + TAG)
+            content = self._fill_app(room, now, True, True)
+            if content is not None and content[2]:
+                parts.append([APPLICATION, content[0], content[1], content[2]])
         has_initial = parts[0][0] == INITIAL
         pad = has_initial and (c.is_client or parts[0][3])
         return self._finish_datagram(parts, now, pad)
@@ -235,7 +262,7 @@ class PacketBuilder:
             pn_len = packet_number_length(pn, loss.largest_acked(sid))
             if len(payload) < 4 - pn_len:
                 payload += bytes(4 - pn_len - len(payload))  # room for the header protection sample
-            if sid == APPLICATION:
+            if sid == APPLICATION and c._one_rtt is not None:
                 header_len = 1 + len(dcid) + pn_len
             else:
                 header_len = 7 + len(dcid) + len(scid) + 2 + pn_len
@@ -252,11 +279,17 @@ class PacketBuilder:
         sent_handshake = False
         for i, (sid, payload, records, eliciting, pn, pn_len) in enumerate(plans):
             space = c._spaces[sid]
-            if sid == APPLICATION:
+            if sid == APPLICATION and c._one_rtt is not None:
                 kp = c._one_rtt
                 header = _short_header(dcid, pn, pn_len, kp.send_phase)
                 protection = kp.send.protection
                 kp.sent_with_key += 1
+            elif sid == APPLICATION:  # 0-RTT (RFC 9000 §17.2.3)
+                header = encode_long_header(
+                    version, PacketType.ZERO_RTT, dcid, scid, pn, pn_len, payload_length=len(payload) + TAG
+                )
+                protection = c._zero_rtt_send.protection
+                c._stats.zero_rtt_packets_sent += 1
             else:
                 ptype = PacketType.INITIAL if sid == INITIAL else PacketType.HANDSHAKE
                 header = encode_long_header(

@@ -444,6 +444,18 @@ class LossRecovery:
         bytes in flight without a congestion signal; its timers stop; the PTO
         backoff resets.  Returns the records dropped."""
         state = self._spaces[space]
+        records = self.forget_sent(space)
+        state.discarded = True
+        self.pto_count = 0
+        if now is not None and self._timer_anchor is not None:
+            self._timer_anchor = now
+        return records
+
+    def forget_sent(self, space: PacketNumberSpace) -> list[SentPacket]:
+        """Packets of `space` that will never be acknowledged (e.g. 0-RTT the
+        server rejected, RFC 9001 §4.6.2): out of flight without a congestion
+        signal, their timers stopped; the space stays in use.  Returns them."""
+        state = self._spaces[space]
         records = list(state.sent.values())
         self.cc.on_packets_discarded(records)
         state.sent.clear()
@@ -452,10 +464,6 @@ class LossRecovery:
         state.time_of_last_ack_eliciting = None
         state.ack_eliciting_in_flight = 0
         state.ack_only_outstanding = 0
-        state.discarded = True
-        self.pto_count = 0
-        if now is not None and self._timer_anchor is not None:
-            self._timer_anchor = now
         return records
 
     # -- internals -------------------------------------------------------------

@@ -149,7 +149,9 @@ class PyquicTestServer:
                 if isinstance(event, events.HandshakeCompleted):
                     neg = self._quic.tls.negotiated
                     outer.record(event="handshake", alpn=event.alpn_protocol, cipher_suite=neg.cipher_suite,
-                                 group=neg.group, hello_retry=neg.hello_retry)
+                                 group=neg.group, hello_retry=neg.hello_retry,
+                                 early_data_accepted=event.early_data_accepted,
+                                 zero_rtt_packets=self._quic.stats.zero_rtt_packets_received)
                 elif isinstance(event, events.StreamReset):
                     outer.record(event="stream_reset", stream_id=event.stream_id, error_code=event.error_code)
                 elif isinstance(event, events.StopSendingReceived):
@@ -529,6 +531,39 @@ class InteropSuite:
                 assert ours.server._endpoint.stats["refused"] >= 1
                 # The slot's holder is untouched.
                 assert await request(proto, "echo", 200) == expect(200)
+        finally:
+            await ours.stop()
+
+    async def test_our_client_sends_0rtt_to_their_server(self, files, peer_server):
+        tickets: list = []
+        async with connect("127.0.0.1", peer_server.port, configuration=client_config(files),
+                           session_ticket_handler=tickets.append) as proto:
+            assert await request(proto, "echo", 10) == expect(10)
+        assert tickets, "the peer's server sent no session ticket"
+        mark = peer_server.mark()
+        config = client_config(files, session_ticket=tickets[-1], enable_early_data=True)
+        async with connect("127.0.0.1", peer_server.port, configuration=config, wait_connected=False) as proto:
+            # Written before the handshake completes: it leaves in 0-RTT packets.
+            answer = asyncio.ensure_future(request(proto, "echo", 20_000))
+            assert await asyncio.wait_for(answer, TIMEOUT) == expect(20_000)
+            stats = proto._quic.stats
+            assert stats.zero_rtt_packets_sent >= 1 and not stats.zero_rtt_rejected, stats.as_dict()
+            negotiated = proto._quic.tls.negotiated
+            assert negotiated.early_data_accepted and negotiated.resumed
+        line = await peer_event(peer_server, lambda l: l.get("event") == "handshake" and l.get("session_resumed"),
+                                TIMEOUT, "the resumed handshake", mark)
+        assert line["early_data_accepted"]
+
+    async def test_their_client_sends_0rtt_to_our_server(self, files):
+        ours = PyquicTestServer()
+        port = await ours.start(server_config(files, max_early_data=0xFFFFFFFF))
+        try:
+            results = await _in_executor(run_client, self.peer, port, files,
+                                         [{"op": "zero_rtt", "size": 20_000}], timeout=TIMEOUT)
+            assert_all_ok(results)
+            assert results[0]["early_data_accepted"] and results[0]["session_resumed"], results
+            event = await ours.wait_event(event="handshake", early_data_accepted=True)
+            assert event["zero_rtt_packets"] >= 1
         finally:
             await ours.stop()
 

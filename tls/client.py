@@ -222,6 +222,7 @@ class ClientStart(State):
         if hello.early:
             ticket = hello.offers[0].ticket
             eng.early_data_offered = True
+            eng.early_data_ticket = ticket
             eng.max_early_data = ticket.max_early_data
             ks = KeySchedule(ticket.cipher_suite, ticket.psk)
             th = _hash(ks.hash_name, raw)

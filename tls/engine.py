@@ -125,6 +125,7 @@ class Engine:
         signer: Callable[[int, bytes], bytes] | None = None,
         now: float | Callable[[], float] | None = None,
         extensions_hook: Callable[[int, list], list] | None = None,
+        ticket_app_data: bytes | None = None,
     ) -> None:
         """entropy(n) -> n random bytes (randoms, session id, ticket age_add,
         cookies; default os.urandom).  key_share_private_keys injects the
@@ -135,7 +136,9 @@ class Engine:
         call wins (see the module header).  extensions_hook(msg_type,
         extensions) -> extensions rewrites the extension list of each message
         we build (before padding and binders); it exists for known-answer
-        replays (RFC 8448) and tests."""
+        replays (RFC 8448) and tests.  ticket_app_data (server): what the
+        carrier wants sealed in its tickets (TicketState.app_data; default:
+        our transport parameters)."""
         if not isinstance(config, Config):
             raise UsageError("config must be a tls.Config")
         if not isinstance(profile, Profile):
@@ -152,6 +155,7 @@ class Engine:
         self.is_client = bool(is_client)
         self.profile = profile
         self.transport_parameters = transport_parameters
+        self.ticket_app_data = None if ticket_app_data is None else bytes(ticket_app_data)
         self._entropy = entropy or os.urandom
         self._private_keys = dict(key_share_private_keys or {})
         self.signer = signer
@@ -200,6 +204,7 @@ class Engine:
         # (client: the ticket's max_early_data_size while offering; server:
         # config.max_early_data once accepted; else 0).
         self.early_data_offered = False
+        self.early_data_ticket = None  # client: the ticket whose PSK keys 0-RTT (QUIC reads its transport parameters)
         self.max_early_data = 0
         # server: the TicketState the session resumed from (None otherwise)
         self.ticket_state: Any = None

@@ -521,7 +521,7 @@ class ServerConnected(Connected):
             server_name=n.server_name,
             max_early_data=cfg.max_early_data,
             client_identity=self.s.client_identity,
-            app_data=eng.transport_parameters or b"",
+            app_data=eng.ticket_app_data if eng.ticket_app_data is not None else (eng.transport_parameters or b""),
         )
         ticket = cfg.sealer(now).seal(state, now)
         exts = [(ET.EARLY_DATA, X.encode_max_early_data_size(advertised))] if advertised else []

@@ -19,6 +19,9 @@
 #                     server relays on the request stream as "push-bidi <bytes> <sha256>\n"
 #   cpu               the server answers "<its CPU seconds so far>\n" + FIN (the benchmark)
 # Client-opened uni streams are read to FIN and logged ("uni_received").
+# Servers issue session tickets and take 0-RTT (aioquic and qh3 with a ticket
+# store, pyquic with max_early_data); the client's "zero_rtt" operation gets a
+# ticket on a first connection, then sends an echo request in 0-RTT on a second.
 #
 # Output: one JSON object per line on stdout.  A server prints
 # {"event": "listening", "port": P} first, then what it sees (handshake,
@@ -97,6 +100,8 @@ class Lib:
             config.offer_ec_key_shares = True
         if args.keylog:
             config.secrets_log_file = open(args.keylog, "a")
+        if not is_client and self.impl == "pyquic":
+            config.max_early_data = 0xFFFFFFFF  # 0-RTT accepted (aioquic and qh3 always do)
         return config
 
 
@@ -156,7 +161,9 @@ def server_protocol(lib: Lib):
             if isinstance(event, ev.StreamDataReceived):
                 self._on_data(event.stream_id, event.data, event.end_stream)
             elif isinstance(event, ev.HandshakeCompleted):
-                info = {"event": "handshake", "alpn": event.alpn_protocol}
+                info = {"event": "handshake", "alpn": event.alpn_protocol,
+                        "early_data_accepted": bool(event.early_data_accepted),
+                        "session_resumed": bool(event.session_resumed)}
                 try:
                     info["cipher_suite"] = int(quic.tls.key_schedule.cipher_suite)
                 except Exception:
@@ -238,7 +245,13 @@ def server_protocol(lib: Lib):
 
 async def run_server(lib: Lib, args) -> None:
     config = lib.configuration(args, is_client=False)
-    server = await lib.aio.serve(args.host, args.port, configuration=config, create_protocol=server_protocol(lib))
+    tickets: dict = {}  # aioquic and qh3 servers keep their tickets here (pyquic's are stateless)
+    extra = {} if lib.impl == "pyquic" else {
+        "session_ticket_handler": lambda t: tickets.__setitem__(t.ticket, t),
+        "session_ticket_fetcher": lambda label: tickets.pop(label, None),
+    }
+    server = await lib.aio.serve(args.host, args.port, configuration=config, create_protocol=server_protocol(lib),
+                                 **extra)
     port = args.port
     if not port:
         transport = getattr(server, "_transport", None)
@@ -320,6 +333,8 @@ def client_protocol(lib: Lib):
                     w["done"].set_result(("stop_sending", event.error_code))
             elif isinstance(event, ev.HandshakeCompleted):
                 self.handshake_done = True
+                self.early_data_accepted = bool(event.early_data_accepted)
+                self.session_resumed = bool(event.session_resumed)
             elif isinstance(event, ev.ConnectionTerminated):
                 info = {"error_code": event.error_code, "frame_type": event.frame_type,
                         "reason": event.reason_phrase, "at": time.monotonic()}
@@ -405,8 +420,34 @@ class Client:
             raise OpFailed(f"cpu query ended with {how}")
         return float(proto.waiters[sid]["text"].decode())
 
+    async def zero_rtt(self, size: int, timeout: float) -> dict:
+        """A ticket from a first connection, then an echo of `size` bytes sent
+        before the second one's handshake completes (0-RTT if the server takes it)."""
+        tickets: list = []
+        async with self.lib.aio.connect(self.args.host, self.args.port, configuration=self.config,
+                                        create_protocol=client_protocol(self.lib),
+                                        session_ticket_handler=tickets.append) as proto:
+            sid = proto.open("echo", 10)
+            await proto.wait(sid, timeout)
+        if not tickets:
+            raise OpFailed("no session ticket from the first connection")
+        config = self.lib.configuration(self.args, is_client=True)
+        config.session_ticket = tickets[-1]
+        if self.lib.impl == "pyquic":
+            config.enable_early_data = True
+        async with self.lib.aio.connect(self.args.host, self.args.port, configuration=config,
+                                        create_protocol=client_protocol(self.lib), wait_connected=False) as proto:
+            sid = proto.open("echo", size)
+            how, _ = await proto.wait(sid, timeout)  # the handshake completed before the echo ended
+            digest = proto.waiters[sid]["digest"]
+            ok = how == "fin" and f"{digest.n} {digest.sha.hexdigest()}" == f"{size} {sha256_of(size)}"
+            return {"ok": ok, "early_data_accepted": getattr(proto, "early_data_accepted", None),
+                    "session_resumed": getattr(proto, "session_resumed", None)}
+
     async def run_op(self, proto, op: dict) -> dict:
         kind = op["op"]
+        if kind == "zero_rtt":
+            return await self.zero_rtt(op.get("size", 1000), op.get("timeout", self.args.timeout))
         size = op.get("size", 0)
         streams = op.get("streams", 1)
         quic = proto._quic

@@ -1,0 +1,201 @@
+# QUIC 0-RTT (RFC 9001 §4.6, RFC 9000 §7.4.1) on a simulated clock: a
+# client resuming with a ticket sends stream data in 0-RTT packets (in its
+# Initial datagram and after it) and gets the answer one round trip after it
+# started; a server that does not take it (no early data configured, or
+# limits lowered since the ticket) makes the client resend in 1-RTT; and the
+# same against aioquic's QuicConnection in both roles.
+import pytest
+
+from pyquic import events
+from pyquic.connection import QuicConnection
+from tests.quic_pair import Pair, client_configuration, server_configuration
+from tests.test_quic_connection_handshake import AioquicWrapper, pem_files  # noqa: F401  (fixture)
+
+RTT = 0.1
+REQUEST = b"GET /early " + bytes(range(256)) * 12  # ~3 kB: one Initial datagram cannot hold it all
+ANSWER = b"answered in 0.5-RTT data" * 100
+
+
+def ticket_from(server_config, **client_kwargs):
+    tickets = []
+    pair = Pair(server_config=server_config, rtt=RTT)
+    pair.client = QuicConnection(configuration=client_configuration(**client_kwargs), session_ticket_handler=tickets.append)
+    pair.handshake()
+    pair.drive()
+    assert tickets and tickets[-1].transport_parameters
+    return tickets[-1]
+
+
+def resume_with_early_data(server_config, ticket, answer=True):
+    pair = Pair(client_config=client_configuration(session_ticket=ticket, enable_early_data=True),
+                server_config=server_config, rtt=RTT)
+    pair.connect()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, REQUEST, end_stream=True)
+    answered = []
+
+    def done() -> bool:
+        if pair.server is not None and not answered and pair.received("server", sid) == REQUEST:
+            answered.append(pair.now)
+            if answer:
+                pair.server.send_stream_data(sid, ANSWER, end_stream=True)
+        return pair.received("client", sid) == ANSWER
+
+    assert pair.drive_until(done, duration=10)
+    answer_at = pair.now
+    pair.drive()  # the rest of the handshake (the server completes at 1.5 RTT)
+    return pair, sid, answered[0], answer_at
+
+
+def completed(pair, who):
+    return [e for e in (pair.client_events if who == "client" else pair.server_events)
+            if isinstance(e, events.HandshakeCompleted)][0]
+
+
+def test_early_data_accepted_answers_within_one_round_trip():
+    server_config = server_configuration(max_early_data=0xFFFFFFFF)
+    pair, sid, request_at, answer_at = resume_with_early_data(server_config, ticket_from(server_config))
+    client, server = pair.client, pair.server
+    assert completed(pair, "client").early_data_accepted and completed(pair, "client").session_resumed
+    assert completed(pair, "server").early_data_accepted
+    assert client.stats.zero_rtt_packets_sent >= 2 and server.stats.zero_rtt_packets_received >= 2
+    # The server had the whole request half a round trip in, before the
+    # handshake completed on its side, and the client its answer one round trip in.
+    kinds = [type(e) for e in pair.server_events]
+    assert kinds.index(events.StreamDataReceived) < kinds.index(events.HandshakeCompleted)
+    assert request_at == pytest.approx(RTT / 2)
+    assert answer_at == pytest.approx(RTT, abs=1e-6)
+    assert not client.stats.zero_rtt_rejected
+
+
+def test_the_initial_datagram_carries_0rtt_after_the_client_hello():
+    from pyquic.packet import PacketType, split_datagram
+
+    server_config = server_configuration(max_early_data=0xFFFFFFFF)
+    ticket = ticket_from(server_config)
+    client = QuicConnection(configuration=client_configuration(session_ticket=ticket, enable_early_data=True))
+    client.connect(("10.0.0.2", 443), now=0.0)
+    sid = client.get_next_available_stream_id()
+    client.send_stream_data(sid, REQUEST, end_stream=True)
+    datagrams = [d for d, _ in client.datagrams_to_send(now=0.0)]
+    types = [[h.packet_type for h, _ in split_datagram(d, 8).packets] for d in datagrams]
+    # The ClientHello (with an ML-KEM share) fills the first Initial datagram;
+    # 0-RTT follows it in the second, then goes on in datagrams of its own.
+    initial = [i for i, t in enumerate(types) if PacketType.INITIAL in t]
+    last = initial[-1]
+    assert types[last] == [PacketType.INITIAL, PacketType.ZERO_RTT]
+    assert all(t == [PacketType.ZERO_RTT] for t in types[last + 1:]) and len(types) > last + 1
+    assert all(len(datagrams[i]) >= 1200 for i in initial)
+
+
+def test_early_data_not_configured_on_the_server_is_resent_in_1rtt():
+    ticket_server = server_configuration(max_early_data=0xFFFFFFFF)
+    ticket = ticket_from(ticket_server)
+    # The same ticket key, but this server takes no 0-RTT.
+    no_early = server_configuration(max_early_data=0, ticket_sealer=ticket_server.tls_config().sealer(0))
+    pair, sid, _, answer_at = resume_with_early_data(no_early, ticket)
+    assert answer_at > 1.5 * RTT  # the request waited for 1-RTT keys
+    assert completed(pair, "client").session_resumed and not completed(pair, "client").early_data_accepted
+    assert pair.client.stats.zero_rtt_packets_sent >= 2 and pair.server.stats.zero_rtt_packets_received == 0
+    assert pair.client.stats.zero_rtt_rejected
+    assert pair.received("server", sid) == REQUEST
+
+
+def test_a_server_that_lowered_its_limits_refuses_0rtt():
+    ticket_server = server_configuration(max_early_data=0xFFFFFFFF, max_data=1 << 20)
+    ticket = ticket_from(ticket_server)
+    lowered = server_configuration(max_early_data=0xFFFFFFFF, max_data=1 << 19,
+                                   ticket_sealer=ticket_server.tls_config().sealer(0))
+    pair, sid, _, _ = resume_with_early_data(lowered, ticket)
+    assert completed(pair, "client").session_resumed and not completed(pair, "client").early_data_accepted
+    assert pair.received("server", sid) == REQUEST and pair.client.stats.zero_rtt_rejected
+
+
+def test_no_0rtt_without_enable_early_data():
+    server_config = server_configuration(max_early_data=0xFFFFFFFF)
+    ticket = ticket_from(server_config)
+    pair = Pair(client_config=client_configuration(session_ticket=ticket), server_config=server_config, rtt=RTT)
+    pair.connect()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, b"later", end_stream=True)
+    pair.drive()
+    assert pair.received("server", sid) == b"later" and pair.client.stats.zero_rtt_packets_sent == 0
+
+
+class _Store:
+    """aioquic's server keeps tickets itself: handler in, fetcher out."""
+
+    def __init__(self):
+        self.tickets = {}
+
+    def add(self, ticket):
+        self.tickets[ticket.ticket] = ticket
+
+    def pop(self, label):
+        return self.tickets.pop(label, None)
+
+
+def test_our_client_0rtt_to_aioquic_server(pem_files):  # noqa: F811
+    from aioquic.quic import events as aev
+    from aioquic.quic.configuration import QuicConfiguration as AConfig
+    from aioquic.quic.connection import QuicConnection as AConn
+
+    sc = AConfig(is_client=False, alpn_protocols=["hq-test"])
+    sc.load_cert_chain(pem_files["server_chain"], pem_files["server_key"])
+    store = _Store()
+
+    def aioquic_server(odcid):
+        return AioquicWrapper(AConn(configuration=sc, original_destination_connection_id=odcid,
+                                    session_ticket_handler=store.add, session_ticket_fetcher=store.pop))
+
+    tickets = []
+    first = Pair(server_factory=aioquic_server, rtt=RTT)
+    first.client = QuicConnection(configuration=client_configuration(), session_ticket_handler=tickets.append)
+    first.handshake()
+    first.drive()
+    assert tickets and tickets[0].max_early_data == 0xFFFFFFFF
+    pair = Pair(client_config=client_configuration(session_ticket=tickets[0], enable_early_data=True),
+                server_factory=aioquic_server, rtt=RTT)
+    pair.connect()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, REQUEST, end_stream=True)
+    pair.drive()
+    got = b"".join(e.data for e in pair.server_events if isinstance(e, aev.StreamDataReceived))
+    assert got == REQUEST
+    done = completed(pair, "client")
+    assert done.session_resumed and done.early_data_accepted
+    assert pair.client.stats.zero_rtt_packets_sent >= 2
+    hs = [e for e in pair.server_events if isinstance(e, aev.HandshakeCompleted)][0]
+    assert hs.early_data_accepted and hs.session_resumed
+
+
+def test_aioquic_client_0rtt_to_our_server(pem_files):  # noqa: F811
+    from aioquic.quic import events as aev
+    from aioquic.quic.configuration import QuicConfiguration as AConfig
+    from aioquic.quic.connection import QuicConnection as AConn
+
+    server_config = server_configuration(max_early_data=0xFFFFFFFF)
+
+    def aioquic_client(**kwargs):
+        cc = AConfig(is_client=True, alpn_protocols=["hq-test"], server_name="localhost", **kwargs)
+        cc.load_verify_locations(pem_files["ca"])
+        return cc
+
+    tickets = []
+    first = Pair(client=AioquicWrapper(AConn(configuration=aioquic_client(), session_ticket_handler=tickets.append)),
+                 server_config=server_config, rtt=RTT)
+    first.client.connect(("10.0.0.2", 443), now=0.0)
+    first.drive()
+    assert tickets and tickets[0].max_early_data_size == 0xFFFFFFFF
+    pair = Pair(client=AioquicWrapper(AConn(configuration=aioquic_client(session_ticket=tickets[0]))),
+                server_config=server_config, rtt=RTT)
+    pair.client.connect(("10.0.0.2", 443), now=0.0)
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, REQUEST, end_stream=True)
+    pair.drive()
+    assert pair.received("server", sid) == REQUEST
+    assert pair.server.stats.zero_rtt_packets_received >= 1
+    done = completed(pair, "server")
+    assert done.early_data_accepted and done.session_resumed
+    hs = [e for e in pair.client_events if isinstance(e, aev.HandshakeCompleted)][0]
+    assert hs.early_data_accepted
