@@ -124,6 +124,20 @@ def _merge_batches(batches: list) -> list:
     return out
 
 
+def _initial_limits(config: QuicConfiguration) -> dict:
+    """Our initial flow-control and stream limits by transport parameter
+    name (RFC 9000 §18.2): what we advertise, what the stream manager
+    enforces, what a ticket remembers for 0-RTT."""
+    return dict(
+        initial_max_data=config.max_data,
+        initial_max_stream_data_bidi_local=config.max_stream_data,
+        initial_max_stream_data_bidi_remote=config.max_stream_data,
+        initial_max_stream_data_uni=config.max_stream_data,
+        initial_max_streams_bidi=config.max_streams_bidi,
+        initial_max_streams_uni=config.max_streams_uni,
+    )
+
+
 def _merge_stream_data(event: events.StreamDataReceived, queue: deque) -> events.StreamDataReceived:
     """`event` joined with the StreamDataReceived events of its stream that
     follow it in `queue` (taken out of it), up to the one with end_stream."""
@@ -261,12 +275,7 @@ class QuicConnection:
         self._undecryptable: list = []
         self._streams = StreamManager(
             self.is_client,
-            initial_max_data=config.max_data,
-            initial_max_stream_data_bidi_local=config.max_stream_data,
-            initial_max_stream_data_bidi_remote=config.max_stream_data,
-            initial_max_stream_data_uni=config.max_stream_data,
-            initial_max_streams_bidi=config.max_streams_bidi,
-            initial_max_streams_uni=config.max_streams_uni,
+            **_initial_limits(config),
             max_data_window=config.max_data_window,
             max_stream_data_window=config.max_stream_data_window,
             auto_consume=config.auto_consume,
@@ -392,12 +401,7 @@ class QuicConnection:
             max_idle_timeout=int(config.idle_timeout * 1000),
             stateless_reset_token=None if self.is_client else self._local_cids.by_sequence[0].token,
             max_udp_payload_size=config.max_udp_payload_size,
-            initial_max_data=config.max_data,
-            initial_max_stream_data_bidi_local=config.max_stream_data,
-            initial_max_stream_data_bidi_remote=config.max_stream_data,
-            initial_max_stream_data_uni=config.max_stream_data,
-            initial_max_streams_bidi=config.max_streams_bidi,
-            initial_max_streams_uni=config.max_streams_uni,
+            **_initial_limits(config),
             ack_delay_exponent=config.ack_delay_exponent,
             max_ack_delay=int(config.max_ack_delay * 1000),
             disable_active_migration=config.disable_active_migration,
@@ -417,12 +421,7 @@ class QuicConnection:
         return QuicTransportParameters(
             original_destination_connection_id=b"",
             initial_source_connection_id=b"",
-            initial_max_data=config.max_data,
-            initial_max_stream_data_bidi_local=config.max_stream_data,
-            initial_max_stream_data_bidi_remote=config.max_stream_data,
-            initial_max_stream_data_uni=config.max_stream_data,
-            initial_max_streams_bidi=config.max_streams_bidi,
-            initial_max_streams_uni=config.max_streams_uni,
+            **_initial_limits(config),
             active_connection_id_limit=config.active_connection_id_limit,
             max_datagram_frame_size=config.max_datagram_frame_size or 0,
         ).encode()

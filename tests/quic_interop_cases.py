@@ -543,9 +543,15 @@ class InteropSuite:
         mark = peer_server.mark()
         config = client_config(files, session_ticket=tickets[-1], enable_early_data=True)
         async with connect("127.0.0.1", peer_server.port, configuration=config, wait_connected=False) as proto:
-            # Written before the handshake completes: it leaves in 0-RTT packets.
-            answer = asyncio.ensure_future(request(proto, "echo", 20_000))
-            assert await asyncio.wait_for(answer, TIMEOUT) == expect(20_000)
+            # Written and sent before this task yields, so before any answer
+            # from the server is read: it can only leave in 0-RTT packets.
+            reader, writer = await proto.create_stream()
+            writer.write(b"echo\n")
+            for chunk in chunks(20_000):
+                writer.write(chunk)
+            writer.write_eof()
+            proto.transmit()
+            assert await asyncio.wait_for(read_digest(reader), TIMEOUT) == expect(20_000)
             stats = proto._quic.stats
             assert stats.zero_rtt_packets_sent >= 1 and not stats.zero_rtt_rejected, stats.as_dict()
             negotiated = proto._quic.tls.negotiated
@@ -593,16 +599,22 @@ class InteropSuite:
         if blackhole:
             relay.blackhole(blackhole)
 
+    async def _our_client_through(self, files: dict, relay: UdpRelay, disturb) -> Any:
+        """Our client downloads and uploads RELAYED bytes through `relay`
+        while disturb(relay) runs; returns the connection's stats."""
+        host, port = await relay.start()
+        async with connect(host, port, configuration=client_config(files)) as proto:
+            disturbing = asyncio.ensure_future(disturb(relay))
+            assert await asyncio.wait_for(request(proto, f"source {RELAYED}"), 90) == expect(RELAYED)
+            await disturbing
+            text = await asyncio.wait_for(request_text(proto, "sink", RELAYED), 90)
+            assert text == "%d %s" % expect(RELAYED)
+            return proto._quic.stats
+
     async def test_our_client_through_loss_reordering_duplication_and_blackhole(self, files, peer_server):
         relay = UdpRelay(("127.0.0.1", peer_server.port), to_server=self.IMPAIRED, to_client=self.IMPAIRED, seed=5)
-        host, port = await relay.start()
         try:
-            async with connect(host, port, configuration=client_config(files)) as proto:
-                hole = asyncio.ensure_future(self._blackhole_when_busy(relay))
-                assert await asyncio.wait_for(request(proto, f"source {RELAYED}"), 90) == expect(RELAYED)
-                await hole
-                text = await asyncio.wait_for(request_text(proto, "sink", RELAYED), 90)
-                assert text == "%d %s" % expect(RELAYED)
+            await self._our_client_through(files, relay, self._blackhole_when_busy)
             st = relay.stats
             assert st["to_client"].dropped_loss and st["to_client"].duplicated and st["to_client"].reordered
             assert st["to_client"].dropped_blackhole + st["to_server"].dropped_blackhole > 0
@@ -616,17 +628,11 @@ class InteropSuite:
     async def test_our_client_through_a_nat_rebinding(self, files, peer_server):
         # The peer's server sees our client move to a new port mid-transfer.
         relay = UdpRelay(("127.0.0.1", peer_server.port), seed=7)
-        host, port = await relay.start()
         try:
-            async with connect(host, port, configuration=client_config(files)) as proto:
-                rebinding = asyncio.ensure_future(self._rebind_when_busy(relay))
-                assert await asyncio.wait_for(request(proto, f"source {RELAYED}"), 90) == expect(RELAYED)
-                await rebinding
-                text = await asyncio.wait_for(request_text(proto, "sink", RELAYED), 90)
-                assert text == "%d %s" % expect(RELAYED)
-                # The peer's server checked the new path: we answered its PATH_CHALLENGE.
-                sent = proto._quic.stats.frames_sent
-                assert relay.rebinds == 1 and sent.get("path_response", 0) >= 1, sent
+            stats = await self._our_client_through(files, relay, self._rebind_when_busy)
+            # The peer's server checked the new path: we answered its PATH_CHALLENGE.
+            sent = stats.frames_sent
+            assert relay.rebinds == 1 and sent.get("path_response", 0) >= 1, sent
         finally:
             relay.close()
 
