@@ -5,9 +5,10 @@
 #     address it probes, when to send a fresh challenge (each PTO) and when
 #     to give up (§8.2.4: three times the larger of the current PTO and a
 #     new path's PTO);
-#   - the address to fall back to when validation fails (§9.3.2);
-#   - which frames are probing (§9.1): a packet of only these never moves
-#     the connection.
+#   - the address to fall back to when validation fails (§9.3.2).
+# Which frames are probing (§9.1: a packet of only these never moves the
+# connection) is frame_types.PROBING_FRAME_TYPES; is_probing applies it to
+# parsed frames.
 # The connection decides *when* the peer migrated (a non-probing packet with
 # the largest packet number so far, from another address, after the
 # handshake is confirmed: §9.3) and applies the consequences (anti-
@@ -17,18 +18,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Optional
 
-from .frames import NewConnectionId, Padding, PathChallenge, PathResponse
+from .frame_types import PROBING_FRAME_TYPES
+from .frames import PathChallenge
 from .recovery import K_INITIAL_RTT
 
-PROBING_FRAMES = frozenset((PathChallenge, PathResponse, NewConnectionId, Padding))
 MAX_VALIDATED_ADDRESSES = 4  # addresses remembered as proven
 CHALLENGE_LENGTH = 8
 MAX_OUTSTANDING_CHALLENGES = 8  # sent on the probed path; any one's response proves it
 
 
 def is_probing(frames: list) -> bool:
-    """RFC 9000 §9.1: True if every frame is a probing frame."""
-    return all(type(frame) in PROBING_FRAMES for frame in frames)
+    """RFC 9000 §9.1: True if every (parsed) frame is a probing frame."""
+    return all(frame.TYPE in PROBING_FRAME_TYPES for frame in frames)
 
 
 def same_host(a: Any, b: Any) -> bool:
@@ -135,4 +136,4 @@ class PathValidator:
         return None
 
 
-__all__ = ["MAX_VALIDATED_ADDRESSES", "PROBING_FRAMES", "PathValidator", "ValidationOutcome", "is_probing", "same_host"]
+__all__ = ["MAX_VALIDATED_ADDRESSES", "PathValidator", "ValidationOutcome", "is_probing", "same_host"]
