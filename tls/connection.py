@@ -469,8 +469,9 @@ class TLSConnection:
     def _flush_rx(self) -> None:
         rx = self._rx
         if rx:
-            # One record's content goes as it is; several are joined once.
-            self._events.append(DataReceived(rx[0] if len(rx) == 1 else b"".join(rx), self._rx_early))
+            # Records' contents (views of their decrypted buffers) are joined
+            # once into the event's bytes.
+            self._events.append(DataReceived(bytes(rx[0]) if len(rx) == 1 else b"".join(rx), self._rx_early))
             rx.clear()
 
     # -- internals: engine events -------------------------------------------------

@@ -478,7 +478,10 @@ class RecordLayer:
             raise AlertError(AlertDescription.unexpected_message, "protected change_cipher_spec (§5)")
         if ctype not in _KNOWN_TYPES:
             raise AlertError(AlertDescription.unexpected_message, f"unknown inner content type {ctype}")
-        content = inner[: end - 1]
+        # Application data is lent as a view of the decrypted record (its
+        # reader copies it once, when it joins or hands it on); what the
+        # engine parses becomes bytes.
+        content = memoryview(inner)[: end - 1] if ctype == _APPLICATION_DATA else inner[: end - 1]
         return Record(_CONTENT_TYPE[ctype], content, self._read.level)  # type: ignore[union-attr]
 
     def _deliver(self, record: Record) -> Record:
