@@ -247,6 +247,7 @@ class QuicConnection:
         self._bytes_sent = 0
         self._network_path: Any = None
         self._new_address: Any = None  # the datagram being read came from here, not _network_path
+        self._last_peer_dcid = b""  # which of our connection IDs the peer's last packet used
         self._paths = PathValidator(self._entropy)
         self._peer_params: Optional[QuicTransportParameters] = None
         self._peer_ack_delay_exponent = 3
@@ -886,11 +887,12 @@ class QuicConnection:
         if self._qlog is not None:
             self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
         if self._new_address is not None and ptype is PacketType.ONE_RTT:
-            self._on_packet_from_new_address(parsed.frames, pn, space, now)
+            self._on_packet_from_new_address(parsed.frames, pn, space, dcid, now)
+        self._last_peer_dcid = dcid
         self._handle_frames(parsed.frames, space, dcid, now)
         return True
 
-    def _on_packet_from_new_address(self, frames: list, pn: int, space: Space, now: float) -> None:
+    def _on_packet_from_new_address(self, frames: list, pn: int, space: Space, dcid: bytes, now: float) -> None:
         """RFC 9000 §9.3: a server follows its client to a new address when a
         non-probing packet with the largest packet number so far comes from
         it after the handshake is confirmed; the new path gets the anti-
@@ -907,6 +909,11 @@ class QuicConnection:
             paths.mark_validated(old)
         self._network_path = addr
         self._stats.path_migrations += 1
+        if dcid != self._last_peer_dcid:
+            # §9.5: the peer moved to one of our connection IDs it had not
+            # used: we move to one of its own (if it gave us a spare), so the
+            # two paths cannot be linked.  A NAT rebinding keeps its ID: so do we.
+            self._peer_cids.change()
         if not same_host(addr, old):
             self._loss.reset_path()
         if paths.is_validated(addr):

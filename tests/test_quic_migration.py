@@ -179,3 +179,19 @@ def test_connection_events_are_unchanged_by_a_rebinding():
     finish_exchange(pair, sid)
     assert not pair.events_of("client", events.ConnectionTerminated)
     assert not pair.events_of("server", events.ConnectionTerminated)
+
+
+def test_a_rebinding_keeps_our_connection_id_and_a_migration_with_a_new_one_changes_it():
+    pair = settled_pair()
+    sid = start_exchange(pair)
+    before = pair.server._peer_cids.cid
+    rebind_midway(pair, NEW_PORT)
+    finish_exchange(pair, sid)
+    assert pair.server._peer_cids.cid == before  # §9.5: the client kept its ID, so do we
+    # Now the client moves with a fresh connection ID (as an active migration does).
+    pair.client.change_connection_id()
+    pair.client_addr = NEW_HOST
+    pair.client.send_stream_data(pair.client.get_next_available_stream_id(), b"from elsewhere", end_stream=True)
+    pair.drive()
+    assert pair.server._network_path == NEW_HOST
+    assert pair.server._peer_cids.cid != before and pair.server.stats.path_migrations == 2
