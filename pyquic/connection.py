@@ -371,6 +371,7 @@ class QuicConnection:
         self._pending_1rtt: dict = {}
         self._zero_rtt_send = None
         self._zero_rtt_recv = None
+        self._zero_rtt_discard_at: Optional[float] = None
         self._tls: Optional[tls.Engine] = None
         if self.is_client:
             self._install_initial_keys(self._original_dcid)
@@ -628,7 +629,8 @@ class QuicConnection:
             self._last_activity = now
             self._idle_restart_on_send = False
         if self._qlog is not None:
-            self._qlog.packet_sent(now, space, pn, size, records)
+            zero_rtt = space == APPLICATION and self._one_rtt is None  # only 0-RTT goes there before 1-RTT keys
+            self._qlog.packet_sent(now, space, pn, size, records, zero_rtt=zero_rtt)
 
     def _on_ping_acked(self, uid: int) -> None:
         self._events.append(events.PingAcknowledged(uid))
@@ -791,7 +793,7 @@ class QuicConnection:
             keys = kp.recv
         elif ptype is PacketType.ZERO_RTT:
             keys = self._zero_rtt_recv
-            if keys is None or self.is_client:
+            if keys is None or self.is_client or self._zero_rtt_expired(now):
                 return self._drop()
         else:
             keys = space.recv_keys
@@ -1196,8 +1198,19 @@ class QuicConnection:
             self._handshake_done_pending = True
             self._confirm_handshake(now)
 
+    def _zero_rtt_expired(self, now: float) -> bool:
+        """RFC 9001 §4.9.3: a server keeps its 0-RTT keys for reordered packets
+        only a short while (3 PTO) once 1-RTT is in use, then drops them."""
+        at = self._zero_rtt_discard_at
+        if at is None or now < at:
+            return False
+        self._zero_rtt_recv = None
+        return True
+
     def _confirm_handshake(self, now: float) -> None:
         self._handshake_confirmed = True
+        if self._zero_rtt_recv is not None:
+            self._zero_rtt_discard_at = now + 3 * self._loss.probe_timeout()
         self._loss.on_handshake_confirmed()
         # RFC 9001 §4.9.2: Handshake keys go at confirmation.
         if not self._spaces[HANDSHAKE].discarded:
@@ -1328,6 +1341,8 @@ class QuicConnection:
         kp = self._one_rtt
         if kp is not None:
             kp.discard_previous(now)
+        if self._zero_rtt_recv is not None:
+            self._zero_rtt_expired(now)
         path_timer = self._paths.timer
         if path_timer is not None and now >= path_timer:
             self._on_path_timer(now)

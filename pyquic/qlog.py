@@ -96,12 +96,12 @@ class QlogTrace:
         record = {"time": round((now - self.reference) * 1000, 3), "name": name, "data": data}
         self.writer.write(RECORD_SEPARATOR + json.dumps(record) + "\n")
 
-    def packet_sent(self, now: float, space: int, pn: int, size: int, records: list) -> None:
+    def packet_sent(self, now: float, space: int, pn: int, size: int, records: list, zero_rtt: bool = False) -> None:
         self.event(
             now,
             "transport:packet_sent",
             {
-                "header": {"packet_type": _SPACE_PACKET[int(space)], "packet_number": pn},
+                "header": {"packet_type": "0RTT" if zero_rtt else _SPACE_PACKET[int(space)], "packet_number": pn},
                 "raw": {"length": size},
                 "frames": [_record_frame(r) for r in records],
             },

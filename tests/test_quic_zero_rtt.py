@@ -199,3 +199,64 @@ def test_aioquic_client_0rtt_to_our_server(pem_files):  # noqa: F811
     assert done.early_data_accepted and done.session_resumed
     hs = [e for e in pair.client_events if isinstance(e, aev.HandshakeCompleted)][0]
     assert hs.early_data_accepted
+
+
+def test_qlog_names_0rtt_packets_on_both_sides(tmp_path):
+    import json
+
+    server_config = server_configuration(max_early_data=0xFFFFFFFF, qlog_dir=str(tmp_path / "server"))
+    ticket = ticket_from(server_configuration(max_early_data=0xFFFFFFFF, ticket_sealer=server_config.tls_config().sealer(0)))
+    pair = Pair(client_config=client_configuration(session_ticket=ticket, enable_early_data=True,
+                                                   qlog_dir=str(tmp_path / "client")),
+                server_config=server_config, rtt=RTT)
+    pair.connect()
+    pair.client.send_stream_data(pair.client.get_next_available_stream_id(), REQUEST, end_stream=True)
+    pair.drive()
+    pair.client.close()
+    pair.drive(duration=10, quiet_gap=100)  # qlog files are complete once their connections end
+
+    def packet_types(side: str, name: str) -> set:
+        out = set()
+        for path in (tmp_path / side).iterdir():
+            for record in path.read_text().split("\x1e"):
+                if record.strip():
+                    event = json.loads(record)
+                    if event.get("name") == name:
+                        out.add(event["data"]["header"]["packet_type"])
+        return out
+
+    assert "0RTT" in packet_types("client", "transport:packet_sent")
+    assert "0RTT" in packet_types("server", "transport:packet_received")
+
+
+def test_the_server_drops_its_0rtt_keys_three_ptos_after_confirmation():
+    from pyquic.packet import PacketType, split_datagram
+
+    server_config = server_configuration(max_early_data=0xFFFFFFFF)
+    ticket = ticket_from(server_config)
+    pair = Pair(client_config=client_configuration(session_ticket=ticket, enable_early_data=True),
+                server_config=server_config, rtt=RTT)
+    sent = []
+    transmit = pair._transmit
+
+    def capture(who, link, data, addr=None):
+        if who == "client":
+            sent.append(data)
+        transmit(who, link, data, addr)
+
+    pair._transmit = capture
+    pair.connect()
+    pair.client.send_stream_data(pair.client.get_next_available_stream_id(), REQUEST, end_stream=True)
+    pair.drive()
+    server = pair.server
+    assert server._zero_rtt_discard_at is not None
+    zero_rtt = [d for d in sent if [h.packet_type for h, _ in split_datagram(d, 8).packets] == [PacketType.ZERO_RTT]]
+    # Before the deadline a replayed 0-RTT packet still opens (and is a duplicate) ...
+    received, dropped = server.stats.zero_rtt_packets_received, server.stats.packets_dropped
+    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt_discard_at - 1e-3)
+    assert server.stats.zero_rtt_packets_received == received + 1
+    # ... after it, the keys are gone and it is dropped unopened.
+    server.handle_timer(server._zero_rtt_discard_at)
+    assert server._zero_rtt_recv is None
+    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt_discard_at + 1e-3)
+    assert server.stats.zero_rtt_packets_received == received + 1 and server.stats.packets_dropped == dropped + 1
