@@ -339,3 +339,19 @@ def test_stream_events_merge_only_within_one_stream_and_up_to_its_end():
     queue = deque([sdr(stream_id=0, data=b"b", end_stream=True), sdr(stream_id=0, data=b"late", end_stream=False)])
     merged = _merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
     assert (merged.data, merged.end_stream) == (b"ab", True) and len(queue) == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(min_size=1, max_size=4000), st.integers(min_value=1, max_value=1500), st.booleans())
+def test_random_gro_batches_never_break_the_endpoint(data, segment, with_connection):
+    # Random batches, alone or after a real client's first flight (so some
+    # segments may route to a live connection), raise nothing.
+    endpoint = make_endpoint()
+    if with_connection:
+        _, flight = first_flight()
+        for datagram in flight:
+            endpoint.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+        conn = endpoint.connections[0]
+        data = bytes([0x40]) + conn.host_cid + data  # a short header for it first
+    endpoint.receive_datagrams(data, segment, CLIENT_ADDR, 0.0)
+    endpoint.datagram_batches_to_send(0.0)
