@@ -372,6 +372,7 @@ class QuicConnection:
         self._zero_rtt_send = None
         self._zero_rtt_recv = None
         self._zero_rtt_discard_at: Optional[float] = None
+        self._zero_rtt_last_pn: Optional[int] = None  # client: our last 0-RTT packet, if the server refused them
         self._tls: Optional[tls.Engine] = None
         if self.is_client:
             self._install_initial_keys(self._original_dcid)
@@ -1000,6 +1001,9 @@ class QuicConnection:
         counts[name] = counts.get(name, 0) + 1
 
     def _on_ack(self, frame: Ack, space: Space, now: float) -> None:
+        if self._zero_rtt_last_pn is not None and space.id == APPLICATION and frame.ranges[-1][0] <= self._zero_rtt_last_pn:
+            # RFC 9001 §4.6.2: a server that refused 0-RTT cannot acknowledge it.
+            raise TransportError.PROTOCOL_VIOLATION("acknowledgment for a rejected 0-RTT packet", frame_type=0x02)
         delay = (frame.delay << self._peer_ack_delay_exponent) / 1_000_000
         outcome = self._loss.on_ack_received(space.id, frame.ranges, delay, now, frame.ecn)
         if outcome.acked:
@@ -1180,8 +1184,11 @@ class QuicConnection:
         self._zero_rtt_send = None
         if self._one_rtt is None:
             self._streams_ready = False
-        for packet in self._loss.forget_sent(APPLICATION):
+        forgotten = self._loss.forget_sent(APPLICATION)
+        for packet in forgotten:
             on_packet_lost(self, packet)
+        if forgotten:
+            self._zero_rtt_last_pn = max(p.packet_number for p in forgotten)
         self._stats.zero_rtt_rejected = True
 
     def _on_handshake_completed(self, event: tls.HandshakeCompleted, now: float) -> None:

@@ -260,3 +260,21 @@ def test_the_server_drops_its_0rtt_keys_three_ptos_after_confirmation():
     assert server._zero_rtt_recv is None
     server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt_discard_at + 1e-3)
     assert server.stats.zero_rtt_packets_received == received + 1 and server.stats.packets_dropped == dropped + 1
+
+
+def test_an_ack_for_rejected_0rtt_is_a_protocol_violation():
+    from pyquic.errors import ErrorCode
+    from pyquic.frames import Ack
+    from tests.quic_pair import craft_short_packet
+
+    ticket_server = server_configuration(max_early_data=0xFFFFFFFF)
+    ticket = ticket_from(ticket_server)
+    no_early = server_configuration(max_early_data=0, ticket_sealer=ticket_server.tls_config().sealer(0))
+    pair, sid, _, _ = resume_with_early_data(no_early, ticket)
+    assert pair.client.stats.zero_rtt_rejected and pair.client._zero_rtt_last_pn is not None
+    ack = bytearray()
+    Ack(((0, 1),)).encode(ack)  # packet 0 was 0-RTT, which this server refused
+    pair.client.receive_datagram(craft_short_packet(pair.server, bytes(ack)), ("10.0.0.2", 443), now=pair.now)
+    pair.drive()
+    closed = [e for e in pair.client_events if isinstance(e, events.ConnectionTerminated)]
+    assert closed and closed[0].error_code == ErrorCode.PROTOCOL_VIOLATION
