@@ -194,29 +194,25 @@ class QuicConfiguration:
             raise UsageError(str(exc)) from None
 
 
-    def _accepts_early_data(self, state: Any) -> bool:
-        """RFC 9000 §7.4.1: a server accepting 0-RTT must not have lowered any
-        limit the client remembered from the ticket (our transport parameters
-        then, sealed in it); otherwise 0-RTT is rejected and the handshake
-        goes on."""
-        from .transport_params import QuicTransportParameters
-
-        try:
-            old = QuicTransportParameters.parse(state.app_data, from_server=True)
-        except Exception:  # not ours, or from an older build: no 0-RTT
-            return False
-        return (
-            self.max_data >= old.initial_max_data
-            and self.max_stream_data >= max(
-                old.initial_max_stream_data_bidi_local,
-                old.initial_max_stream_data_bidi_remote,
-                old.initial_max_stream_data_uni,
-            )
-            and self.max_streams_bidi >= old.initial_max_streams_bidi
-            and self.max_streams_uni >= old.initial_max_streams_uni
-            and self.active_connection_id_limit >= old.active_connection_id_limit
-            and (self.max_datagram_frame_size or 0) >= (old.max_datagram_frame_size or 0)
+    def initial_limits(self) -> dict:
+        """Our initial flow-control and stream limits by transport parameter
+        name (RFC 9000 §18.2): what we advertise, what the stream manager
+        enforces, what a ticket remembers for 0-RTT."""
+        return dict(
+            initial_max_data=self.max_data,
+            initial_max_stream_data_bidi_local=self.max_stream_data,
+            initial_max_stream_data_bidi_remote=self.max_stream_data,
+            initial_max_stream_data_uni=self.max_stream_data,
+            initial_max_streams_bidi=self.max_streams_bidi,
+            initial_max_streams_uni=self.max_streams_uni,
         )
+
+    def _accepts_early_data(self, state: Any) -> bool:
+        """The TLS engine's accept_early_data hook: 0-RTT only while the
+        limits sealed in the ticket still hold (pyquic/zero_rtt.py)."""
+        from .zero_rtt import limits_still_hold
+
+        return limits_still_hold(self, state.app_data)
 
 
 class _SessionTicketStore(tls.TicketStore):

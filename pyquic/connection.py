@@ -3,11 +3,14 @@
 #   spaces.py (packet number spaces, key phases), packet_builder.py (what
 #   goes into datagrams, sent-packet records), recovery.py (loss detection,
 #   congestion), ack.py (ACK generation), streams.py (streams, flow
-#   control), connection_ids.py (CIDs, reset tokens), transport_params.py,
-#   packet.py / frames.py (codecs), tls/ (the handshake), qlog.py.
+#   control), connection_ids.py (CIDs, reset tokens), paths.py (the peer's
+#   address: validation, migration), zero_rtt.py (0-RTT rules),
+#   transport_params.py, packet.py / frames.py (codecs), tls/ (the
+#   handshake), qlog.py.
 # It owns: the connection's life cycle (handshake, confirmation, key
 # discarding, closing, draining, idle timeout), receiving datagrams (the
-# short-header fast path and the general path over coalesced packets),
+# short-header fast path and the general path over coalesced packets, one
+# by one or a GRO batch at a time),
 # feeding CRYPTO data to the TLS engine and applying its events, version
 # negotiation and Retry on the client, transport parameter validation
 # (§7.3, §7.4), anti-amplification accounting, timers, and the
@@ -29,7 +32,7 @@ from typing import Any, Callable, Optional
 
 import tls
 
-from . import events
+from . import events, paths, zero_rtt
 from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
 from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
@@ -60,7 +63,7 @@ from .packet import (
 )
 from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
-from .paths import PathValidator, is_probing, same_host
+from .paths import PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .transport_params import QuicTransportParameters, VersionInformation
@@ -122,20 +125,6 @@ def _merge_batches(batches: list) -> list:
         else:
             out.append((buffer, segment))
     return out
-
-
-def _initial_limits(config: QuicConfiguration) -> dict:
-    """Our initial flow-control and stream limits by transport parameter
-    name (RFC 9000 §18.2): what we advertise, what the stream manager
-    enforces, what a ticket remembers for 0-RTT."""
-    return dict(
-        initial_max_data=config.max_data,
-        initial_max_stream_data_bidi_local=config.max_stream_data,
-        initial_max_stream_data_bidi_remote=config.max_stream_data,
-        initial_max_stream_data_uni=config.max_stream_data,
-        initial_max_streams_bidi=config.max_streams_bidi,
-        initial_max_streams_uni=config.max_streams_uni,
-    )
 
 
 def _merge_stream_data(event: events.StreamDataReceived, queue: deque) -> events.StreamDataReceived:
@@ -276,7 +265,7 @@ class QuicConnection:
         self._undecryptable: list = []
         self._streams = StreamManager(
             self.is_client,
-            **_initial_limits(config),
+            **config.initial_limits(),
             max_data_window=config.max_data_window,
             max_stream_data_window=config.max_stream_data_window,
             auto_consume=config.auto_consume,
@@ -404,7 +393,7 @@ class QuicConnection:
             max_idle_timeout=int(config.idle_timeout * 1000),
             stateless_reset_token=None if self.is_client else self._local_cids.by_sequence[0].token,
             max_udp_payload_size=config.max_udp_payload_size,
-            **_initial_limits(config),
+            **config.initial_limits(),
             ack_delay_exponent=config.ack_delay_exponent,
             max_ack_delay=int(config.max_ack_delay * 1000),
             disable_active_migration=config.disable_active_migration,
@@ -416,19 +405,6 @@ class QuicConnection:
         )
         return params.encode()
 
-    def _zero_rtt_limits(self) -> bytes:
-        """What a ticket remembers of us for 0-RTT (RFC 9000 §7.4.1): only the
-        limits, as transport parameters (empty connection IDs keep them
-        parseable), so tickets stay small; QuicConfiguration checks them."""
-        config = self._configuration
-        return QuicTransportParameters(
-            original_destination_connection_id=b"",
-            initial_source_connection_id=b"",
-            **_initial_limits(config),
-            active_connection_id_limit=config.active_connection_id_limit,
-            max_datagram_frame_size=config.max_datagram_frame_size or 0,
-        ).encode()
-
     def _create_engine(self) -> None:
         try:
             self._tls = tls.Engine(
@@ -437,7 +413,7 @@ class QuicConnection:
                 profile=tls.QUIC,
                 transport_parameters=self._local_transport_parameters(),
                 entropy=self._entropy,
-                ticket_app_data=None if self.is_client else self._zero_rtt_limits(),
+                ticket_app_data=None if self.is_client else zero_rtt.ticket_limits(self._configuration),
             )
         except tls.UsageError as exc:
             raise UsageError(f"TLS configuration: {exc}") from None
@@ -794,7 +770,7 @@ class QuicConnection:
             keys = kp.recv
         elif ptype is PacketType.ZERO_RTT:
             keys = self._zero_rtt_recv
-            if keys is None or self.is_client or self._zero_rtt_expired(now):
+            if keys is None or self.is_client or zero_rtt.server_keys_expired(self, now):
                 return self._drop()
         else:
             keys = space.recv_keys
@@ -890,65 +866,10 @@ class QuicConnection:
         if self._qlog is not None:
             self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
         if self._new_address is not None and ptype is PacketType.ONE_RTT:
-            self._on_packet_from_new_address(parsed.frames, pn, space, dcid, now)
+            paths.on_packet_from_new_address(self, parsed.frames, pn, space, dcid, now)
         self._last_peer_dcid = dcid
         self._handle_frames(parsed.frames, space, dcid, now)
         return True
-
-    def _on_packet_from_new_address(self, frames: list, pn: int, space: Space, dcid: bytes, now: float) -> None:
-        """RFC 9000 §9.3: a server follows its client to a new address when a
-        non-probing packet with the largest packet number so far comes from
-        it after the handshake is confirmed; the new path gets the anti-
-        amplification limit until a PATH_CHALLENGE is answered (§8.2), and
-        fresh congestion and RTT state unless only the port changed (§9.4)."""
-        if self.is_client or not self._handshake_confirmed:
-            return
-        if pn != space.ack.largest_received or is_probing(frames):
-            return  # reordered, or a probe: answered, but the path stays
-        addr, old = self._new_address, self._network_path
-        self._new_address = None
-        paths = self._paths
-        if self._address_validated:
-            paths.mark_validated(old)
-        self._network_path = addr
-        self._stats.path_migrations += 1
-        if dcid != self._last_peer_dcid:
-            # §9.5: the peer moved to one of our connection IDs it had not
-            # used: we move to one of its own (if it gave us a spare), so the
-            # two paths cannot be linked.  A NAT rebinding keeps its ID: so do we.
-            self._peer_cids.change()
-        if not same_host(addr, old):
-            self._loss.reset_path()
-        if paths.is_validated(addr):
-            paths.moved_to_validated(addr)
-            self._address_validated = True
-            return
-        paths.start(addr, old, now, self._loss.probe_timeout())
-        self._address_validated = False
-        self._bytes_received = self._datagram_size
-        self._bytes_sent = 0
-
-    def _on_path_response(self, data: bytes) -> None:
-        addr = self._paths.on_response(data)
-        if addr is not None:
-            self._stats.paths_validated += 1
-            if addr == self._network_path:
-                self._address_validated = True
-                self._amplification_blocked = False
-
-    def _on_path_timer(self, now: float) -> None:
-        outcome = self._paths.on_timer(now, self._loss.probe_timeout())
-        if outcome is None or not outcome.failed:
-            return
-        # RFC 9000 §9.3.2: back to the last proven address, or give up.
-        self._stats.path_validation_failures += 1
-        if outcome.fallback is None:
-            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
-            self._terminate()
-            return
-        self._network_path = outcome.fallback
-        self._address_validated = True
-        self._amplification_blocked = False
 
     def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
         streams = self._streams
@@ -991,7 +912,7 @@ class QuicConnection:
             elif kind is Datagram:
                 self._on_datagram(frame)
             elif kind is PathResponse:
-                self._on_path_response(frame.data)
+                paths.on_path_response(self, frame.data)
             elif kind is NewToken:
                 pass  # tokens for future connections are not used
 
@@ -1093,7 +1014,7 @@ class QuicConnection:
                     store.add(event.ticket)
             elif kind is tls.EarlyDataRejected:
                 if self.is_client:
-                    self._on_zero_rtt_rejected()
+                    zero_rtt.on_rejected(self)
         if retry_held and self._undecryptable:
             self._retry_undecryptable(now)
 
@@ -1103,7 +1024,7 @@ class QuicConnection:
         level = event.level
         if level == tls.Level.EARLY_DATA:
             if write:
-                self._start_zero_rtt(keys)
+                zero_rtt.start_client(self, keys)
             else:
                 self._zero_rtt_recv = keys
         elif level == tls.Level.HANDSHAKE:
@@ -1160,37 +1081,6 @@ class QuicConnection:
         self._local_cids.limit = min(params.active_connection_id_limit, 8)
         self._streams.on_peer_transport_parameters(params)
 
-    def _start_zero_rtt(self, keys: Any) -> None:
-        """Client: 0-RTT keys from a resumed session.  Streams open at once,
-        within the limits the server gave last time (RFC 9000 §7.4.1, kept in
-        the ticket); without them in the ticket no 0-RTT is sent."""
-        ticket = getattr(self._tls, "early_data_ticket", None)
-        remembered = getattr(ticket, "transport_parameters", None)
-        if not remembered:
-            return
-        try:
-            params = QuicTransportParameters.parse(remembered, from_server=True)
-        except TransportError:
-            return
-        self._zero_rtt_send = keys
-        self._streams.on_peer_transport_parameters(params)
-        self._peer_max_datagram_frame_size = params.max_datagram_frame_size
-        self._streams_ready = True
-
-    def _on_zero_rtt_rejected(self) -> None:
-        """RFC 9001 §4.6.2: the server refused 0-RTT: what those packets held
-        goes again in 1-RTT packets (they are forgotten, not lost: no
-        congestion signal), under the limits this handshake brings."""
-        self._zero_rtt_send = None
-        if self._one_rtt is None:
-            self._streams_ready = False
-        forgotten = self._loss.forget_sent(APPLICATION)
-        for packet in forgotten:
-            on_packet_lost(self, packet)
-        if forgotten:
-            self._zero_rtt_last_pn = max(p.packet_number for p in forgotten)
-        self._stats.zero_rtt_rejected = True
-
     def _on_handshake_completed(self, event: tls.HandshakeCompleted, now: float) -> None:
         self._handshake_complete = True
         alpn = event.alpn.decode() if isinstance(event.alpn, bytes) else event.alpn
@@ -1204,15 +1094,6 @@ class QuicConnection:
             # HANDSHAKE_DONE tells the client (RFC 9000 §19.20).
             self._handshake_done_pending = True
             self._confirm_handshake(now)
-
-    def _zero_rtt_expired(self, now: float) -> bool:
-        """RFC 9001 §4.9.3: a server keeps its 0-RTT keys for reordered packets
-        only a short while (3 PTO) once 1-RTT is in use, then drops them."""
-        at = self._zero_rtt_discard_at
-        if at is None or now < at:
-            return False
-        self._zero_rtt_recv = None
-        return True
 
     def _confirm_handshake(self, now: float) -> None:
         self._handshake_confirmed = True
@@ -1349,10 +1230,10 @@ class QuicConnection:
         if kp is not None:
             kp.discard_previous(now)
         if self._zero_rtt_recv is not None:
-            self._zero_rtt_expired(now)
+            zero_rtt.server_keys_expired(self, now)
         path_timer = self._paths.timer
         if path_timer is not None and now >= path_timer:
-            self._on_path_timer(now)
+            paths.on_path_timer(self, now)
             if self._state >= QuicConnectionState.TERMINATED:
                 return
         result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._is_amplification_blocked())

@@ -9,18 +9,26 @@
 # Which frames are probing (§9.1: a packet of only these never moves the
 # connection) is frame_types.PROBING_FRAME_TYPES; is_probing applies it to
 # parsed frames.
-# The connection decides *when* the peer migrated (a non-probing packet with
-# the largest packet number so far, from another address, after the
-# handshake is confirmed: §9.3) and applies the consequences (anti-
-# amplification on the new path, congestion and RTT reset unless only the
-# port changed: §9.4).  Randomness comes in; no clock is read here.
+# And the connection's side of it, as functions of the connection (like the
+# packet builder's): when the peer migrated (a non-probing packet with the
+# largest packet number so far, from another address, after the handshake is
+# confirmed: §9.3) and the consequences (anti-amplification on the new path,
+# congestion and RTT reset unless only the port changed: §9.4, a fresh
+# connection ID when the peer took one: §9.5), PATH_RESPONSE, the timer.
+# Randomness comes in; no clock is read here.
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from . import events
+from .errors import ErrorCode
 from .frame_types import PROBING_FRAME_TYPES
 from .frames import PathChallenge
 from .recovery import K_INITIAL_RTT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connection import QuicConnection
+    from .spaces import Space
 
 MAX_VALIDATED_ADDRESSES = 4  # addresses remembered as proven
 CHALLENGE_LENGTH = 8
@@ -136,4 +144,72 @@ class PathValidator:
         return None
 
 
-__all__ = ["MAX_VALIDATED_ADDRESSES", "PathValidator", "ValidationOutcome", "is_probing", "same_host"]
+# -- the connection's side ------------------------------------------------------------
+
+
+def on_packet_from_new_address(
+    c: "QuicConnection", frames: list, pn: int, space: "Space", dcid: bytes, now: float
+) -> None:
+    """A 1-RTT packet from another address than the path's: maybe follow it."""
+    if c.is_client or not c._handshake_confirmed:
+        return
+    if pn != space.ack.largest_received or is_probing(frames):
+        return  # reordered, or a probe: answered, but the path stays
+    addr, old = c._new_address, c._network_path
+    c._new_address = None
+    paths = c._paths
+    if c._address_validated:
+        paths.mark_validated(old)
+    c._network_path = addr
+    c._stats.path_migrations += 1
+    if dcid != c._last_peer_dcid:
+        # §9.5: the peer moved to one of our connection IDs it had not used:
+        # we move to one of its own (if it gave us a spare), so the two paths
+        # cannot be linked.  A NAT rebinding keeps its ID: so do we.
+        c._peer_cids.change()
+    if not same_host(addr, old):
+        c._loss.reset_path()
+    if paths.is_validated(addr):
+        paths.moved_to_validated(addr)
+        c._address_validated = True
+        return
+    paths.start(addr, old, now, c._loss.probe_timeout())
+    c._address_validated = False
+    c._bytes_received = c._datagram_size
+    c._bytes_sent = 0
+
+
+def on_path_response(c: "QuicConnection", data: bytes) -> None:
+    addr = c._paths.on_response(data)
+    if addr is not None:
+        c._stats.paths_validated += 1
+        if addr == c._network_path:
+            c._address_validated = True
+            c._amplification_blocked = False
+
+
+def on_path_timer(c: "QuicConnection", now: float) -> None:
+    outcome = c._paths.on_timer(now, c._loss.probe_timeout())
+    if outcome is None or not outcome.failed:
+        return
+    # §9.3.2: back to the last proven address, or give up.
+    c._stats.path_validation_failures += 1
+    if outcome.fallback is None:
+        c._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
+        c._terminate()
+        return
+    c._network_path = outcome.fallback
+    c._address_validated = True
+    c._amplification_blocked = False
+
+
+__all__ = [
+    "MAX_VALIDATED_ADDRESSES",
+    "PathValidator",
+    "ValidationOutcome",
+    "is_probing",
+    "on_packet_from_new_address",
+    "on_path_response",
+    "on_path_timer",
+    "same_host",
+]
