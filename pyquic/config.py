@@ -193,7 +193,6 @@ class QuicConfiguration:
         except tls.UsageError as exc:
             raise UsageError(str(exc)) from None
 
-
     def initial_limits(self) -> dict:
         """Our initial flow-control and stream limits by transport parameter
         name (RFC 9000 §18.2): what we advertise, what the stream manager

@@ -184,7 +184,9 @@ class QuicEndpoint:
                 # Extend the run over the following datagrams for the same CID.
                 while stop < size and not data[stop] & 0x80 and data[stop + 1 : stop + 1 + cid_length] == dcid:
                     stop = min(stop + segment_size, size)
-                conn.receive_datagrams(data[start:stop], segment_size, addr, now)
+                # The whole batch (the usual case) goes without another copy.
+                run = data if start == 0 and stop == size else data[start:stop]
+                conn.receive_datagrams(run, segment_size, addr, now)
                 self._after(conn)
             if conn is not None and (not touched or touched[-1] is not conn):
                 touched.append(conn)
@@ -257,11 +259,10 @@ class QuicEndpoint:
         self.stats["refused"] += 1
         send, _ = initial_keys(header.version, header.destination_cid, is_client=False)
         payload = bytearray()
+        # Long enough for the header protection sample (RFC 9001 §5.4.2):
+        # packet number and payload are well over 4 bytes.
         ConnectionClose(ErrorCode.CONNECTION_REFUSED, 0, "server busy").encode(payload)
         pn_length = 1
-        # Header protection samples 16 bytes at pn_offset + 4 (RFC 9001 §5.4.2):
-        # packet number plus payload must reach 4 bytes (PADDING otherwise).
-        payload += bytes(max(0, 4 - pn_length - len(payload)))
         scid = self._entropy(self.configuration.connection_id_length)
         head = encode_long_header(
             header.version, PacketType.INITIAL, header.source_cid, scid, 0, pn_length, payload_length=len(payload) + 16

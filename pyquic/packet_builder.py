@@ -125,7 +125,7 @@ class PacketBuilder:
         """Client: stream data before the handshake completes, one 0-RTT
         packet per datagram, within the congestion window (RFC 9001 §4.6.1)."""
         c = self.c
-        overhead = 7 + len(c._peer_cids.cid) + len(c._local_cids.host_cid) + 2 + 4 + TAG
+        overhead = self._long_overhead()
         for _ in range(GSO_MAX_SEGMENTS):
             if not c._can_send_eliciting(now):
                 break
@@ -134,6 +134,13 @@ class PacketBuilder:
                 break
             datagram = self._finish_datagram([[APPLICATION, *content]], now, pad=False)
             out.append((datagram, len(datagram)))
+
+    def _long_overhead(self) -> int:
+        """Bytes a long header (no token) and the AEAD tag take at most: first
+        byte, version, both CIDs with their lengths, a 2-byte Length, a
+        4-byte packet number."""
+        c = self.c
+        return 7 + len(c._peer_cids.cid) + len(c._local_cids.host_cid) + 2 + 4 + TAG
 
     def build_close(self, now: float) -> Optional[bytes]:
         """One datagram carrying CONNECTION_CLOSE in every space we can send in
@@ -209,13 +216,13 @@ class PacketBuilder:
         # data (RFC 9002 §7); ACKs and PTO probes are never held back by it.
         cwnd_open = c._loss.cc.can_send(c._mds)
         dcid_len = len(c._peer_cids.cid)
-        scid_len = len(c._local_cids.host_cid)
+        long_overhead = self._long_overhead()
         parts: list = []
         for sid in (INITIAL, HANDSHAKE):
             space = c._spaces[sid]
             if space.send_keys is None or space.discarded:
                 continue
-            overhead = 7 + dcid_len + scid_len + 2 + 4 + TAG
+            overhead = long_overhead
             if sid == INITIAL:
                 overhead += varint_size(len(c._token)) + len(c._token)
             room = remaining - overhead
@@ -236,9 +243,9 @@ class PacketBuilder:
             content = self._fill_app(room, now, True, c._can_send_eliciting(now))
             if content is not None:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
-        elif self._zero_rtt_open() and remaining > 64 + dcid_len + scid_len and c._can_send_eliciting(now):
+        elif self._zero_rtt_open() and remaining > 48 + long_overhead and c._can_send_eliciting(now):
             # 0-RTT rides in the client's Initial datagram (RFC 9000 §12.2).
-            room = remaining - (7 + dcid_len + scid_len + 2 + 4 + TAG)
+            room = remaining - long_overhead
             content = self._fill_app(room, now, True, True)
             if content is not None and content[2]:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
@@ -256,13 +263,14 @@ class PacketBuilder:
         # Plain sizes first, to know how much padding the datagram needs.
         plans = []
         total = 0
+        short_app = c._one_rtt is not None  # APPLICATION is 1-RTT, else (client, before it) 0-RTT
         for sid, payload, records, eliciting in parts:
             space = c._spaces[sid]
             pn = space.next_pn
             pn_len = packet_number_length(pn, loss.largest_acked(sid))
             if len(payload) < 4 - pn_len:
                 payload += bytes(4 - pn_len - len(payload))  # room for the header protection sample
-            if sid == APPLICATION and c._one_rtt is not None:
+            if sid == APPLICATION and short_app:
                 header_len = 1 + len(dcid) + pn_len
             else:
                 header_len = 7 + len(dcid) + len(scid) + 2 + pn_len
@@ -279,7 +287,7 @@ class PacketBuilder:
         sent_handshake = False
         for i, (sid, payload, records, eliciting, pn, pn_len) in enumerate(plans):
             space = c._spaces[sid]
-            if sid == APPLICATION and c._one_rtt is not None:
+            if sid == APPLICATION and short_app:
                 kp = c._one_rtt
                 header = _short_header(dcid, pn, pn_len, kp.send_phase)
                 protection = kp.send.protection

@@ -64,9 +64,7 @@ class PathValidator:
         self.resend_at: Optional[float] = None
         self.deadline: Optional[float] = None
         self.frames: list = []  # PATH_CHALLENGE frames waiting to be sent
-        self.migrations = 0
-        self.validated_count = 0
-        self.failures = 0
+        # (How many migrations, validations and failures: the connection's stats.)
 
     # -- addresses ---------------------------------------------------------------
     def is_validated(self, addr: Any) -> bool:
@@ -81,7 +79,6 @@ class PathValidator:
     # -- validation ----------------------------------------------------------------
     def start(self, addr: Any, previous: Any, now: float, pto: float) -> None:
         """Probe `addr`, which the connection has just moved to from `previous`."""
-        self.migrations += 1
         if self.is_validated(previous):
             self.fallback = previous
         self.probing = addr
@@ -90,11 +87,6 @@ class PathValidator:
         # kInitialRtt, is about 3 x kInitialRtt.
         self.deadline = now + 3 * max(pto, 3 * K_INITIAL_RTT)
         self._challenge(now, pto)
-
-    def moved_to_validated(self, addr: Any) -> None:
-        """The connection moved back to a proven address: stop probing."""
-        self.migrations += 1
-        self._stop()
 
     def _challenge(self, now: float, pto: float) -> None:
         data = self._entropy(CHALLENGE_LENGTH)
@@ -109,11 +101,11 @@ class PathValidator:
             return None
         addr = self.probing
         self.mark_validated(addr)
-        self.validated_count += 1
-        self._stop()
+        self.stop()
         return addr
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """No validation outstanding (proven, given up, or back on a proven address)."""
         self.probing = None
         self._sent = []
         self.resend_at = self.deadline = None
@@ -135,9 +127,8 @@ class PathValidator:
         if self.deadline is None:
             return None
         if now >= self.deadline:
-            self.failures += 1
             fallback = self.fallback
-            self._stop()
+            self.stop()
             return ValidationOutcome(True, fallback)
         if self.resend_at is not None and now >= self.resend_at:
             self._challenge(now, pto)
@@ -170,7 +161,7 @@ def on_packet_from_new_address(
     if not same_host(addr, old):
         c._loss.reset_path()
     if paths.is_validated(addr):
-        paths.moved_to_validated(addr)
+        paths.stop()  # back on a proven address
         c._address_validated = True
         return
     paths.start(addr, old, now, c._loss.probe_timeout())

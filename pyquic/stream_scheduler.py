@@ -70,6 +70,7 @@ def next_stream_frame(self: StreamManager, max_frame_size: int) -> Optional[Stre
         queue[result.stream_id] = None
     return result
 
+
 def next_stream_frames(self: StreamManager, max_frame_size: int, count: int) -> list:
     """Up to ``count`` STREAM frames of at most ``max_frame_size`` bytes
     each, for consecutive packets of a burst.  The first is what
@@ -125,6 +126,7 @@ def next_stream_frames(self: StreamManager, max_frame_size: int, count: int) -> 
     if fin:
         frames[-1] = frames[-1]._replace(fin=True)
     return frames
+
 
 def note_blocked(self: StreamManager, stream_id: int, send: SendStream) -> None:
     """Flow control holds back new data of this stream: *_BLOCKED may be due (RFC 9000 §4.1)."""

@@ -369,30 +369,39 @@ class RecordLayer:
 
     def _next_record(self) -> Record | None:
         buf = self._in
-        read = self._read
         while not self.read_closed:
             avail = len(buf)
             if avail < HEADER_LENGTH:
                 return None
             ctype = buf[0]
-            if ctype == _APPLICATION_DATA and read is not None and self._skip_budget < 0:
-                # The bulk of a connection: a protected record under the
-                # current key, nothing to skip.  (The general path below
-                # handles the same case identically, with every other one.)
-                length = (buf[3] << 8) | buf[4]
+            length = (buf[3] << 8) | buf[4]
+            # Judge the header before the body arrives: garbage fails at once.
+            if ctype == _APPLICATION_DATA:  # protected: the bulk of a connection, first
                 if length > MAX_CIPHERTEXT:  # §5.2
                     raise AlertError(AlertDescription.record_overflow, "TLSCiphertext longer than 2^14+256")
                 end = HEADER_LENGTH + length
                 if avail < end:
                     return None
+                read = self._read
+                if read is None:
+                    if self._skip_budget >= 0 and not self._skip_trial:
+                        self._skip(length, "after HelloRetryRequest")
+                        del buf[:end]
+                        continue
+                    raise AlertError(
+                        AlertDescription.unexpected_message, "protected record before any read key"
+                    )
                 with memoryview(buf) as view:
                     inner = read.open(bytes(view[:HEADER_LENGTH]), view[HEADER_LENGTH:end])
                 del buf[:end]
                 if inner is None:
+                    if self._skip_budget >= 0 and self._skip_trial:
+                        self._skip(length, "undecryptable with the handshake key")
+                        continue
                     raise AlertError(AlertDescription.bad_record_mac, "record failed to deprotect")
+                if self._skip_trial and self._skip_budget >= 0:
+                    self._skip_budget = -1  # the first record that opens ends skipping
                 return self._deliver(self._unpad(inner))
-            length = (buf[3] << 8) | buf[4]
-            # Judge the header before the body arrives: garbage fails at once.
             if ctype not in _KNOWN_TYPES:
                 raise AlertError(
                     AlertDescription.unexpected_message, f"unknown record type {ctype}"
@@ -407,52 +416,25 @@ class RecordLayer:
                     )
                 del buf[:HEADER_LENGTH + 1]  # §5: dropped without further processing
                 continue
-            protected = ctype == ContentType.APPLICATION_DATA
-            if protected:
-                if length > MAX_CIPHERTEXT:  # §5.2
-                    raise AlertError(AlertDescription.record_overflow, "TLSCiphertext longer than 2^14+256")
-            else:
-                if length > MAX_PLAINTEXT:  # §5.1
-                    raise AlertError(AlertDescription.record_overflow, "TLSPlaintext longer than 2^14")
-                if self._read is not None and not (ctype == ContentType.ALERT and self.handshaking):
-                    # §5.2: once keys are in use every record is protected.
-                    # A plaintext alert during the handshake is let through:
-                    # a peer that failed before it had keys can only say so
-                    # in the clear.
-                    raise AlertError(
-                        AlertDescription.unexpected_message,
-                        f"unprotected {ContentType(ctype).name} record after keys were installed",
-                    )
+            if length > MAX_PLAINTEXT:  # §5.1
+                raise AlertError(AlertDescription.record_overflow, "TLSPlaintext longer than 2^14")
+            if self._read is not None and not (ctype == ContentType.ALERT and self.handshaking):
+                # §5.2: once keys are in use every record is protected.
+                # A plaintext alert during the handshake is let through:
+                # a peer that failed before it had keys can only say so
+                # in the clear.
+                raise AlertError(
+                    AlertDescription.unexpected_message,
+                    f"unprotected {ContentType(ctype).name} record after keys were installed",
+                )
             end = HEADER_LENGTH + length
             if avail < end:
                 return None
-            header = bytes(buf[:HEADER_LENGTH])
-            if not protected:
-                content = bytes(buf[HEADER_LENGTH:end])
-                del buf[:end]
-                if ctype == ContentType.HANDSHAKE and self._skip_budget >= 0 and not self._skip_trial:
-                    self._skip_budget = -1  # the second ClientHello ends the skipping
-                record = Record(ContentType(ctype), content, Level.INITIAL)
-                return self._deliver(record)
-            if self._read is None:
-                if self._skip_budget >= 0 and not self._skip_trial:
-                    self._skip(length, "after HelloRetryRequest")
-                    del buf[:end]
-                    continue
-                raise AlertError(
-                    AlertDescription.unexpected_message, "protected record before any read key"
-                )
-            with memoryview(buf) as view:
-                inner = self._read.open(header, view[HEADER_LENGTH:end])
+            content = bytes(buf[HEADER_LENGTH:end])
             del buf[:end]
-            if inner is None:
-                if self._skip_budget >= 0 and self._skip_trial:
-                    self._skip(length, "undecryptable with the handshake key")
-                    continue
-                raise AlertError(AlertDescription.bad_record_mac, "record failed to deprotect")
-            if self._skip_trial and self._skip_budget >= 0:
-                self._skip_budget = -1  # the first record that opens ends skipping
-            return self._deliver(self._unpad(inner))
+            if ctype == ContentType.HANDSHAKE and self._skip_budget >= 0 and not self._skip_trial:
+                self._skip_budget = -1  # the second ClientHello ends the skipping
+            return self._deliver(Record(ContentType(ctype), content, Level.INITIAL))
         return None
 
     def _check_ccs(self, length: int, buf: bytearray) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections import deque
 import logging
 import socket
 import time
+from collections import deque
 from typing import Any
 
 from . import ktls
