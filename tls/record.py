@@ -191,10 +191,12 @@ class RecordCipher:
 
 class Record(NamedTuple):
     """One received record after deprotection: its true content type, its
-    content (padding removed) and the read level whose key protected it."""
+    content (padding removed) and the read level whose key protected it.
+    Application data comes as a read-only view of the decrypted record (no
+    copy until its reader joins it); every other type as bytes."""
 
     content_type: ContentType
-    content: bytes
+    content: bytes | memoryview
     level: Level
 
 
