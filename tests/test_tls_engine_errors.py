@@ -148,9 +148,15 @@ def test_future_level_is_buffered_then_capped(pki):
 
 
 def test_oversized_message(pki):
-    server = fresh_server(pki, max_handshake_buffer=4096)
+    server = fresh_server(pki, max_client_hello=4096)
     with pytest.raises(tls.AlertError) as info:
         server.receive(Level.INITIAL, b"\x01\x01\x00\x00")  # announces 64 KiB
+    assert info.value.description == AD.decode_error
+    # every other message: max_handshake_buffer (a ServerHello header, here)
+    client = tls.Engine(client_cfg(pki, max_handshake_buffer=4096), True, tls.TCP, now=NOW)
+    client.start()
+    with pytest.raises(tls.AlertError) as info:
+        client.receive(Level.INITIAL, b"\x02\x00\x10\x01")
     assert info.value.description == AD.decode_error
 
 

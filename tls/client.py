@@ -15,7 +15,7 @@ from typing import Any
 
 from . import events as ev
 from . import extensions as X
-from .enums import AlertDescription, Direction, ExtensionType, HandshakeType, Level, PskKeyExchangeMode, TLS12, TLS13
+from .enums import SSL30, TLS12, TLS13, AlertDescription, Direction, ExtensionType, HandshakeType, Level, PskKeyExchangeMode
 from .errors import AlertError
 from .handshake import (
     Connected,
@@ -244,6 +244,10 @@ class ExpectServerHello(State):
 
     def handle(self, eng: Any, sh: Any, raw: bytes) -> State:
         h = self.hello
+        if sh.legacy_version <= SSL30:
+            # RFC 8446 Appendix D.5: a ServerHello.legacy_version of 0x0300 MUST
+            # be answered with protocol_version (not §4.1.3's illegal_parameter).
+            raise alert(AD.protocol_version, f"ServerHello.legacy_version 0x{sh.legacy_version:04x} is SSL 3.0 or older")
         sv = sh.extension(ET.SUPPORTED_VERSIONS)
         if sv is None:
             # RFC 8446 §4.1.3: without supported_versions the server chose

@@ -52,6 +52,13 @@ _CV_SCHEMES = frozenset(
     }
 )
 MAX_TICKET_LIFETIME = 604800  # RFC 8446 §4.6.1: 7 days
+# The largest ClientHello body the §4.1.2 syntax allows: legacy_version (2),
+# random (32), legacy_session_id<0..32> (1 + 32), cipher_suites<2..2^16-2>
+# (2 + 65534), legacy_compression_methods<1..2^8-1> (1 + 255),
+# extensions<8..2^16-1> (2 + 65535).  OpenSSL's server limit is the same.
+MAX_CLIENT_HELLO_BODY = 2 + 32 + (1 + 32) + (2 + 65534) + (1 + 255) + (2 + 65535)  # 131396
+MAX_HANDSHAKE_MESSAGE = (1 << 24) - 1  # Handshake.length is a uint24 (§4)
+DEFAULT_MAX_HANDSHAKE_MESSAGE = 65536  # every message but ClientHello; bytes buffered ahead of the read level
 _HASH_LENGTHS = {"sha256": 32, "sha384": 48}
 
 
@@ -129,7 +136,15 @@ class Config:
     hrr_cookie_length: int = 0  # server: bytes of random cookie in a HelloRetryRequest (0: none)
     pad_client_hello: bool = False  # client: RFC 7685 padding of 256..511-byte hellos to 512
     # -- limits, logging, time
-    max_handshake_buffer: int = 65536  # per level: pending bytes and the largest message
+    # Handshake size caps (the engine answers a message over its cap with
+    # decode_error, and more than max_handshake_buffer bytes buffered for a
+    # level not yet read with unexpected_message).  ClientHello gets its own,
+    # roomy cap: a legal one can reach MAX_CLIENT_HELLO_BODY bytes (e.g. tens
+    # of thousands of signature schemes), and OpenSSL accepts that much;
+    # every other message, and bytes buffered ahead of the read level, keep
+    # the tight general cap.
+    max_handshake_buffer: int = DEFAULT_MAX_HANDSHAKE_MESSAGE  # per level: bytes buffered ahead; largest other message
+    max_client_hello: int = MAX_CLIENT_HELLO_BODY  # server: largest ClientHello body accepted
     keylog: KeylogSink | Any = None  # callable(line), a file object, or a path (appended)
     clock: Callable[[], float] | None = None  # fallback time source when the carrier passes none
 
@@ -194,6 +209,8 @@ class Config:
             raise UsageError("hrr_cookie_length must be 0..65533")
         if self.max_handshake_buffer < 1024:
             raise UsageError("max_handshake_buffer must be at least 1024 bytes")
+        if not 1024 <= self.max_client_hello <= MAX_HANDSHAKE_MESSAGE:
+            raise UsageError(f"max_client_hello must be 1024..{MAX_HANDSHAKE_MESSAGE} bytes")
         if self.early_data_window < 0:
             raise UsageError("early_data_window must be >= 0")
         if self.server_name is not None:
@@ -369,4 +386,6 @@ __all__ = [
     "DEFAULT_GROUPS",
     "DEFAULT_KEY_SHARE_GROUPS",
     "DEFAULT_SIGNATURE_SCHEMES",
+    "DEFAULT_MAX_HANDSHAKE_MESSAGE",
+    "MAX_CLIENT_HELLO_BODY",
 ]

@@ -65,8 +65,11 @@
 # Levels: bytes for a level above the current read level are buffered (at most
 # config.max_handshake_buffer per level); bytes for a lower level, for a level
 # this role never reads, or left over when the read level (or the read key)
-# changes are unexpected_message (RFC 8446 §5.1).  A message larger than the
-# cap is decode_error.
+# changes are unexpected_message (RFC 8446 §5.1).  A message larger than its
+# cap is decode_error, judged from its 4-byte header before the body is
+# buffered: a server's ClientHello may reach config.max_client_hello (default:
+# the largest legal ClientHello), every other message
+# config.max_handshake_buffer.
 #
 # Time: steps that need the time (certificate validity, ticket ages, issuing
 # tickets) use, in order: the `now` argument of the current call, the
@@ -108,6 +111,7 @@ _ALL_LEVELS = frozenset(Level)
 _NO_EARLY_LEVEL = frozenset({Level.INITIAL, Level.HANDSHAKE, Level.APPLICATION})
 # Negotiated is frozen: every engine can start from the same empty one.
 _NOTHING_NEGOTIATED = Negotiated()
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 
 
 class Engine:
@@ -417,16 +421,18 @@ class Engine:
 
     def _process(self) -> None:
         cap = self.config.max_handshake_buffer
+        # Only a server reads ClientHello; a client keeps the general cap for
+        # type 1, which its states then refuse as unexpected_message.
+        hello_cap = cap if self.is_client else self.config.max_client_hello
         while True:
             level = self._read_level
             buf = self._buffers[level]
             if len(buf) < 4:
-                if len(buf) and len(buf) + 0 > cap:  # pragma: no cover - cap >= 1024
-                    raise AlertError(AD.decode_error, "handshake message too large")
                 return
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if length > cap:
-                raise AlertError(AD.decode_error, f"handshake message of {length} bytes exceeds the {cap}-byte limit")
+            limit = hello_cap if buf[0] == _CLIENT_HELLO else cap
+            if length > limit:
+                raise AlertError(AD.decode_error, f"handshake message of {length} bytes exceeds the {limit}-byte limit")
             if len(buf) < 4 + length:
                 return
             raw = bytes(buf[: 4 + length])

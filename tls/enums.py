@@ -151,3 +151,4 @@ class KeyUpdateRequest(IntEnum):
 
 TLS13 = 0x0304
 TLS12 = 0x0303  # legacy_version on the wire
+SSL30 = 0x0300  # RFC 8446 Appendix D.5: a hello at or below this is protocol_version

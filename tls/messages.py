@@ -212,7 +212,7 @@ class ClientHello(_WithExtensions):
             r = Reader(body, pos)
         else:  # field by field, so a malformed hello gets its precise alert
             r = Reader(body)
-            legacy_version = r.u16("ClientHello.legacy_version")  # < 0x0303: the engine's protocol_version
+            legacy_version = r.u16("ClientHello.legacy_version")  # <= 0x0300: the engine's protocol_version (D.5)
             random = r.raw(32, "ClientHello.random")
             session_id = r.vec8(0, 32, "ClientHello.legacy_session_id")
             suites = r.u16_list16(2, 0xFFFE, "ClientHello.cipher_suites")
@@ -220,8 +220,10 @@ class ClientHello(_WithExtensions):
         extensions = _read_hello_extensions(r, 8, "ClientHello.extensions")
         r.expect_end("ClientHello")
         # RFC 8446 §4.1.2: a TLS 1.3 ClientHello MUST carry exactly one
-        # compression method, null; otherwise illegal_parameter.
-        if compression != b"\x00" and _is_tls13_hello(extensions):
+        # compression method, null; otherwise illegal_parameter.  An SSL 3.0
+        # (or older) legacy_version is left for the engine's protocol_version
+        # (Appendix D.5), which takes precedence.
+        if compression != b"\x00" and legacy_version > 0x0300 and _is_tls13_hello(extensions):
             raise illegal_parameter("ClientHello.legacy_compression_methods must be [null]")
         return cls(random, session_id, suites, extensions, legacy_version, compression)
 

@@ -76,8 +76,14 @@ def decode_alert(payload: bytes) -> tuple[int, int]:
     """(level, description) of an alert record's payload.
 
     §5.1: an alert record holds exactly one alert: alerts are neither
-    fragmented nor coalesced.
+    fragmented nor coalesced.  §5.4: "Implementations MUST NOT send Handshake
+    and Alert records that have a zero-length TLSInnerPlaintext.content; if
+    such a message is received, the receiving implementation MUST terminate
+    the connection with an "unexpected_message" alert" (plaintext alert
+    records alike).
     """
+    if not payload:
+        raise AlertError(AlertDescription.unexpected_message, "zero-length alert record")
     if len(payload) != 2:
         raise AlertError(AlertDescription.decode_error, "alert record must hold exactly one alert")
     return payload[0], payload[1]

@@ -14,7 +14,7 @@ from typing import Any
 from . import events as ev
 from . import extensions as X
 from .config import VerifyMode
-from .enums import AlertDescription, Direction, ExtensionType, HandshakeType, Level, PskKeyExchangeMode, TLS13
+from .enums import SSL30, TLS13, AlertDescription, Direction, ExtensionType, HandshakeType, Level, PskKeyExchangeMode
 from .handshake import (
     Connected,
     State,
@@ -43,6 +43,15 @@ class _ClientHelloView:
     """The ClientHello's extensions, parsed (decode errors surface here)."""
 
     def __init__(self, eng: Any, ch: Any) -> None:
+        # RFC 8446 Appendix D.5: "Any endpoint receiving a Hello message with
+        # ClientHello.legacy_version ... set to 0x0300 MUST abort the handshake
+        # with a "protocol_version" alert" (SSL 3.0 and below, before anything
+        # else).  0x0301/0x0302 beside a supported_versions that offers 1.3
+        # are let through: §4.2.1 forbids using legacy_version for version
+        # negotiation when that extension is present (OpenSSL does the same);
+        # without it, D.2 makes them protocol_version just below.
+        if ch.legacy_version <= SSL30:
+            raise alert(AD.protocol_version, f"ClientHello.legacy_version 0x{ch.legacy_version:04x} is SSL 3.0 or older")
         sv = ch.extension(ET.SUPPORTED_VERSIONS)
         # RFC 8446 §4.2.1: no supported_versions means TLS 1.2 or older.
         if sv is None or TLS13 not in X.parse_supported_versions_client(sv):

@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 
-from ..config import Config, VerifyMode
+from ..config import DEFAULT_MAX_HANDSHAKE_MESSAGE, Config, VerifyMode
 from ..enums import CipherSuite, Group, SignatureScheme
 from ..errors import TLSError, UsageError
 from ..tcp import TLSSocket, wrap_socket
@@ -83,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keylog", help="append NSS key log lines to this file")
     p.add_argument("--ktls", action="store_true", help="hand the keys to kernel TLS after the handshake")
     p.add_argument("--send", help="send this text (plus a newline), print what comes back, close")
+    p.add_argument("--max-handshake-buffer", type=int, default=DEFAULT_MAX_HANDSHAKE_MESSAGE, metavar="N",
+                   help=f"largest handshake message accepted, e.g. a long Certificate (default {DEFAULT_MAX_HANDSHAKE_MESSAGE})")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--quiet", action="store_true", help="no summary")
     return p
 
 
 def make_config(args) -> Config:
-    kw: dict = {}
+    kw: dict = {"max_handshake_buffer": args.max_handshake_buffer}
     if args.alpn:
         kw["alpn_protocols"] = args.alpn
     if args.cafile:

@@ -1,8 +1,10 @@
 # `python -m tls.tools.server`: a TLS 1.3 server for debugging, in the manner
 # of `openssl s_server`.  It prints "ACCEPT host:port" when listening, a
-# summary of each connection (stderr), and either echoes what it receives
-# or sends a file and closes.  --self-signed makes a throwaway certificate
-# for "localhost" so it runs without any files.
+# summary of each connection (stderr), and either echoes what it receives,
+# sends a file and closes, or (--www, like `s_server -www`) answers one HTTP
+# request with a small status page, sends close_notify and closes.
+# --self-signed makes a throwaway certificate for "localhost" so it runs
+# without any files.
 from __future__ import annotations
 
 import argparse
@@ -12,7 +14,7 @@ import socket
 import sys
 import threading
 
-from ..config import Config, VerifyMode
+from ..config import DEFAULT_MAX_HANDSHAKE_MESSAGE, MAX_CLIENT_HELLO_BODY, Config, VerifyMode
 from ..enums import CipherSuite, Group
 from ..errors import TLSError, UsageError
 from ..tcp import TLSSocket, wrap_socket
@@ -62,17 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpn", action="append", default=[], help="accept this ALPN protocol (repeatable)")
     p.add_argument("--groups", help="e.g. P-256:X25519 (preference order)")
     p.add_argument("--ciphersuites", help="e.g. TLS_AES_256_GCM_SHA384")
-    p.add_argument("--file", help="send this file to each client, then close (default: echo)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--file", help="send this file to each client, then close (default: echo)")
+    mode.add_argument("--www", action="store_true",
+                      help="answer one HTTP request per connection with a status page, then close")
     p.add_argument("--count", type=int, default=0, help="stop after this many connections (0: never)")
     p.add_argument("--max-early-data", type=int, default=0, help="accept this much 0-RTT data")
     p.add_argument("--ktls", action="store_true", help="hand the keys to kernel TLS after the handshake")
     p.add_argument("--keylog", help="append NSS key log lines to this file")
+    p.add_argument("--max-client-hello", type=int, default=MAX_CLIENT_HELLO_BODY, metavar="N",
+                   help=f"largest ClientHello accepted, in bytes (default {MAX_CLIENT_HELLO_BODY}: any legal one)")
+    p.add_argument("--max-handshake-buffer", type=int, default=DEFAULT_MAX_HANDSHAKE_MESSAGE, metavar="N",
+                   help=f"largest other handshake message, and bytes buffered ahead (default {DEFAULT_MAX_HANDSHAKE_MESSAGE})")
     p.add_argument("--timeout", type=float, default=60.0)
     return p
 
 
 def make_config(args) -> Config:
-    kw: dict = {"max_early_data": args.max_early_data}
+    kw: dict = {"max_early_data": args.max_early_data, "max_client_hello": args.max_client_hello,
+                "max_handshake_buffer": args.max_handshake_buffer}
     if args.self_signed:
         kw["certificate_chain"], kw["private_key"] = self_signed_credentials()
     elif args.cert:
@@ -111,11 +121,9 @@ def serve_one(sock: socket.socket, peer, config: Config, args) -> None:
             with open(args.file, "rb") as f:
                 while chunk := f.read(1 << 20):
                     tls.sendall(chunk)
-            # close_notify and FIN, then read to the client's close: closing
-            # with unread input would make the kernel reset the connection.
-            tls.shutdown(socket.SHUT_WR)
-            while tls.recv(65536):
-                pass
+            _close_and_drain(tls)
+        elif args.www:
+            _www(tls)
         else:
             _echo(tls)
         tls.close()
@@ -124,9 +132,62 @@ def serve_one(sock: socket.socket, peer, config: Config, args) -> None:
         sock.close()
 
 
+def _close_and_drain(tls: TLSSocket) -> None:
+    # close_notify and FIN, then read to the client's close: closing with
+    # unread input would make the kernel reset the connection.  A client that
+    # closes without reading our close_notify resets it instead; everything
+    # was sent by then, so that ends the connection quietly.
+    tls.shutdown(socket.SHUT_WR)
+    try:
+        while tls.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
 def _echo(tls: TLSSocket) -> None:
     while data := tls.recv(65536):
         tls.sendall(data)
+
+
+MAX_HTTP_REQUEST = 16384  # bytes of request head read before answering 400
+
+
+def _www(tls: TLSSocket) -> None:
+    """One HTTP/1.0 exchange, as `openssl s_server -www` does: read the
+    request head (to the blank line), answer a small text/plain page saying
+    what was negotiated, then close_notify and close."""
+    head = bytearray()
+    while not (complete := b"\r\n\r\n" in head or b"\n\n" in head) and len(head) <= MAX_HTTP_REQUEST:
+        data = tls.recv(4096)
+        if not data:
+            return  # the client left without a request
+        head += data
+    request_line = bytes(head).split(b"\n", 1)[0].rstrip(b"\r")[:256].decode("latin-1")
+    parts = request_line.split()
+    if not complete:
+        status, body = "400 Bad Request", "request head too long\n"
+    elif len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        status, body = "400 Bad Request", "malformed request line\n"
+    elif parts[0] not in ("GET", "HEAD"):
+        status, body = "501 Not Implemented", f"method {parts[0]} is not supported here\n"
+    else:
+        status = "200 OK"
+        body = "\n".join([
+            "pyquic tls test server (python -m tls server --www)",
+            f"Your request: {request_line}",
+            *summary_lines(tls),
+            "",
+        ])
+    payload = body.encode("utf-8")
+    response = (
+        f"HTTP/1.0 {status}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
+    tls.sendall(response if parts[:1] == ["HEAD"] else response + payload)
+    _close_and_drain(tls)
 
 
 def main(argv: list[str] | None = None) -> int:
