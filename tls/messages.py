@@ -30,10 +30,8 @@ from .extensions import (
 # RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello with this random
 # (SHA-256 of "HelloRetryRequest").
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-# RFC 8446 §4.1.3: the last 8 bytes of ServerHello.random of a TLS 1.3 server
-# negotiating TLS 1.2 / TLS 1.1 or below.  A TLS 1.3 client MUST check them.
-DOWNGRADE_TLS12 = bytes.fromhex("444f574e47524401")
-DOWNGRADE_TLS11 = bytes.fromhex("444f574e47524400")
+# (RFC 8446 §4.1.3's downgrade sentinels need no check here: a ServerHello
+# for TLS 1.2 or below already ends in protocol_version, since only 1.3 is spoken.)
 
 HEADER_LENGTH = 4
 MAX_U24 = 0xFFFFFF
