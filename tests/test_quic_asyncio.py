@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 
 import pytest
 
 from pyquic.asyncio import ConnectionTerminatedError, StreamResetError, connect, serve
+from pyquic.asyncio.protocol import STREAM_WRITE_HIGH, STREAM_WRITE_LOW
 from tests.peers.pattern import chunks
 from tests.quic_interop_cases import (
     SMALL_WINDOWS,
@@ -148,34 +150,80 @@ async def test_handshake_failure_raises_from_connect(files, ours, tmp_path):
             pass
 
 
+async def until(condition, what: str) -> None:
+    """Wait for `condition` (the timeout only turns a hang into a failure)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
 async def test_reader_backpressure_returns_credit_as_the_application_reads(files, ours):
+    window = SMALL_WINDOWS["max_stream_data"]
+    size = 1_000_000
     config = client_config(files, **SMALL_WINDOWS)
     async with connect("127.0.0.1", ours.port, configuration=config) as proto:
+        quic = proto.quic
+        # The feature is on: credit goes back only through the reader.
+        assert quic.auto_consume is False
+        sent, received = quic.stats.frames_sent, quic.stats.frames_received
+
+        def credit_updates() -> tuple[int, int]:
+            return sent.get("max_stream_data", 0), sent.get("max_data", 0)
+
+        before = credit_updates()
         reader, writer = await proto.create_stream()
-        writer.write(b"source 1000000\n")
+        sid = writer.get_extra_info("stream_id")
+        writer.write(b"source %d\n" % size)
         writer.write_eof()
-        await asyncio.sleep(0.3)
-        # Not reading: only about one window can have arrived.
-        if proto._consume is not None:
-            assert len(reader._buffer) <= SMALL_WINDOWS["max_stream_data"]
-        received = 0
+        # Not reading: the server sends one stream window, no more, and says
+        # it is blocked (STREAM_DATA_BLOCKED).
+        await until(lambda: received.get("stream_data_blocked", 0) >= 1 and len(reader._buffer) >= window,
+                    f"the server to fill the window and block ({received})")
+        (server,) = [p.quic for p in ours.protocols]
+        # Withheld while we do not read, however long we wait: a few round trips later
+        # (acknowledged PINGs) nothing more has arrived and no credit went back,
+        # and the server still holds all the rest.
+        for _ in range(3):
+            await asyncio.wait_for(proto.ping(), TIMEOUT)
+        assert len(reader._buffer) == window
+        assert credit_updates() == before
+        assert server.stream_send_buffered(sid) >= size - window
+        # Reading one window returns its credit: MAX_STREAM_DATA goes out and the
+        # next bytes come.
+        first = await asyncio.wait_for(reader.readexactly(window), TIMEOUT)
+        await until(lambda: credit_updates()[0] > before[0] and len(reader._buffer) > 0,
+                    "credit to go back and more data to come")
+        total, digest = len(first), hashlib.sha256(first)
         while data := await asyncio.wait_for(reader.read(65536), TIMEOUT):
-            received += len(data)
-        assert received == 1_000_000
+            total += len(data)
+            digest.update(data)
+        assert (total, digest.hexdigest()) == expect(size)
 
 
 async def test_writer_drain_waits_for_the_peer(files, ours):
+    size = 20_000_000
     async with connect("127.0.0.1", ours.port, configuration=client_config(files)) as proto:
         reader, writer = await proto.create_stream()
+        sid = writer.get_extra_info("stream_id")
         writer.write(b"sink\n")
-        for chunk in chunks(20_000_000, 1 << 20):
-            writer.write(chunk)
+        pieces = list(chunks(size, 1 << 20))
+        for i in range(0, len(pieces), 2):
+            batch = pieces[i:i + 2]  # two pieces: above the high mark on their own
+            written = sum(map(len, batch))
+            assert written > STREAM_WRITE_HIGH
+            writer.writelines(batch)
+            # The writer sees what the core holds unacknowledged, all of this
+            # batch at least (nothing is acknowledged before the loop runs):
+            # above the high mark, so drain() must wait ...
+            buffered = writer.transport.get_write_buffer_size()
+            assert buffered == proto.quic.stream_send_buffered(sid) >= written
             await asyncio.wait_for(writer.drain(), TIMEOUT)
-            # drain() returned: what the core still holds is bounded.
-            if proto._send_buffered(writer.get_extra_info("stream_id")):
-                assert writer.transport.get_write_buffer_size() <= (1 << 20) + (1 << 20)
+            # ... until the peer acknowledged enough to bring it under the low mark.
+            assert writer.transport.get_write_buffer_size() <= STREAM_WRITE_LOW
         writer.write_eof()
-        assert (await asyncio.wait_for(reader.read(), TIMEOUT)).decode().split()[0] == "20000000"
+        assert (await asyncio.wait_for(reader.read(), TIMEOUT)).decode().split()[0] == str(size)
 
 
 async def test_small_windows_make_us_send_blocked_frames(files, tmp_path):

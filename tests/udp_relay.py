@@ -2,15 +2,22 @@
 # (the kernel here has no netem).  Owns, per direction and from a seeded RNG
 # (so a failing run can be replayed): loss, duplication, reordering (a packet
 # is held back and released after the next k packets, or after a short
-# time if traffic stops), constant delay with optional jitter, and a
-# blackhole (drop everything for D seconds, either at a set time after the
-# first packet or on demand).  Every queue is bounded; what overflows is
-# dropped and counted like a router's tail drop.
+# time if traffic stops), constant delay with optional jitter, and two kinds
+# of blackhole: by time (drop everything for D seconds, either at a set time
+# after the first packet or on demand: a real outage, as the interop tests
+# want) and by count (drop datagrams N..M-1 of a direction, or the next K
+# from now: exact whatever the machine's speed).  Every queue is bounded;
+# what overflows is dropped and counted like a router's tail drop.
+#
+# The relay's clock (blackhole windows, delay, the reorder hold) is the
+# event loop's unless one is injected: VirtualClock is moved by hand, so a
+# test of the time-based impairments does not depend on scheduling.
 #
 #   relay = UdpRelay(("127.0.0.1", server_port), to_server=Impairment(loss=0.05),
 #                    to_client=Impairment(loss=0.05), seed=1)
 #   host, port = await relay.start()      # the client connects here
-#   relay.blackhole(2.0)                  # now, both directions
+#   relay.blackhole(2.0)                  # now, both directions, for 2 s
+#   relay.blackhole_next(20)              # the next 20 datagrams of each direction
 #   await relay.rebind()                  # a NAT rebinding: new source ports towards the server
 #   relay.stats["to_client"].dropped_loss ...
 #   relay.close()
@@ -20,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
+import itertools
 import random
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Any, Callable, Optional
 
 MAX_HELD = 64  # reordering: packets held back at once
 MAX_DELAYED = 4096  # delay: packets in flight inside the relay
@@ -39,6 +48,9 @@ class Impairment:
     jitter: float = 0.0  # uniform extra delay in [0, jitter] (reorders too)
     blackhole_at: Optional[float] = None  # seconds after the first packet in this direction
     blackhole_for: float = 0.0
+    # By count: datagrams number first..last-1 of this direction (0-based, in
+    # the order the relay received them) are dropped.
+    blackhole_packets: Optional[tuple[int, int]] = None
 
 
 @dataclass
@@ -55,19 +67,69 @@ class DirectionStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-class _Direction:
-    """One direction's impairment pipeline; ``send(data)`` is the real output."""
+class _VirtualTimer:
+    __slots__ = ("when", "callback", "args", "cancelled")
 
-    def __init__(self, name: str, imp: Impairment, rng: random.Random, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, when: float, callback: Callable, args: tuple) -> None:
+        self.when, self.callback, self.args, self.cancelled = when, callback, args, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class VirtualClock:
+    """A relay clock that moves only when told: ``time()`` and ``call_later()``
+    as the relay uses them from the event loop, and ``advance(seconds)``,
+    which runs the timers that fall due, in order, at their own times."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self._timers: list = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable, *args: Any) -> _VirtualTimer:
+        timer = _VirtualTimer(self.now + max(delay, 0.0), callback, args)
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        self.advance_to(self.now + seconds)
+
+    def advance_to(self, when: float) -> None:
+        while self._timers and self._timers[0][0] <= when:
+            _, _, timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                self.now = max(self.now, timer.when)
+                timer.callback(*timer.args)
+        self.now = max(self.now, when)
+
+
+class _Direction:
+    """One direction's impairment pipeline; ``send(data)`` is the real output.
+    ``clock`` has ``time()`` and ``call_later()``: the event loop or a VirtualClock."""
+
+    def __init__(self, name: str, imp: Impairment, rng: random.Random, clock: Any) -> None:
         self.name = name
         self.imp = imp
         self.rng = rng
-        self.loop = loop
+        self.clock = clock
         self.stats = DirectionStats()
         self.first_packet_at: Optional[float] = None
         self.blackhole_until = 0.0
+        self.blackhole_count = 0  # the next this many datagrams are dropped (blackhole_next)
         self.held: list[list] = []  # [data, send, packets still to pass it, timer handle]
         self.delayed = 0
+
+    def in_count_blackhole(self, index: int) -> bool:
+        """Datagram number `index` of this direction falls in a count-based blackhole."""
+        if self.blackhole_count > 0:
+            self.blackhole_count -= 1
+            return True
+        window = self.imp.blackhole_packets
+        return window is not None and window[0] <= index < window[1]
 
     def in_blackhole(self, now: float) -> bool:
         if now < self.blackhole_until:
@@ -79,12 +141,13 @@ class _Direction:
         return False
 
     def packet(self, data: bytes, send) -> None:
-        now = self.loop.time()
+        now = self.clock.time()
         st = self.stats
+        index = st.received
         st.received += 1
         if self.first_packet_at is None:
             self.first_packet_at = now
-        if self.in_blackhole(now):
+        if self.in_count_blackhole(index) or self.in_blackhole(now):
             st.dropped_blackhole += 1
             return
         rng, imp = self.rng, self.imp
@@ -98,7 +161,7 @@ class _Direction:
             if imp.reorder and len(self.held) < MAX_HELD and rng.random() < imp.reorder:
                 st.reordered += 1
                 entry = [data, send, imp.reorder_gap, None]
-                entry[3] = self.loop.call_later(REORDER_MAX_HOLD, self._release, entry)
+                entry[3] = self.clock.call_later(REORDER_MAX_HOLD, self._release, entry)
                 self.held.append(entry)
                 continue
             self._forward(data, send)
@@ -125,14 +188,14 @@ class _Direction:
                 return
             self.delayed += 1
             wait = imp.delay + (self.rng.uniform(0, imp.jitter) if imp.jitter else 0.0)
-            self.loop.call_later(wait, self._send_delayed, data, send)
+            self.clock.call_later(wait, self._send_delayed, data, send)
             return
         self.stats.forwarded += 1
         send(data)
 
     def _send_delayed(self, data: bytes, send) -> None:
         self.delayed -= 1
-        if self.in_blackhole(self.loop.time()):
+        if self.in_blackhole(self.clock.time()):  # a time-based outage also eats what it catches in flight
             self.stats.dropped_blackhole += 1
             return
         self.stats.forwarded += 1
@@ -193,8 +256,12 @@ class UdpRelay:
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Any = None,
     ) -> None:
+        """``clock``: what the time-based impairments read and schedule on
+        (``time()``, ``call_later()``); None is the running event loop."""
         self.server_addr = server_addr
+        self.clock = clock
         self.host = host
         self.port = port
         self._imp = (to_server or Impairment(), to_client or Impairment())
@@ -207,8 +274,9 @@ class UdpRelay:
     async def start(self) -> tuple:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._up = _Direction("to_server", self._imp[0], random.Random(self._seed * 2 + 1), loop)
-        self._down = _Direction("to_client", self._imp[1], random.Random(self._seed * 2 + 2), loop)
+        clock = self.clock if self.clock is not None else loop
+        self._up = _Direction("to_server", self._imp[0], random.Random(self._seed * 2 + 1), clock)
+        self._down = _Direction("to_client", self._imp[1], random.Random(self._seed * 2 + 2), clock)
         self._listener, _ = await loop.create_datagram_endpoint(lambda: _Listener(self), local_addr=(self.host, self.port))
         self.address = self._listener.get_extra_info("sockname")[:2]
         return self.address
@@ -218,12 +286,18 @@ class UdpRelay:
         return {"to_server": self._up.stats, "to_client": self._down.stats}
 
     def blackhole(self, duration: float, *, to_server: bool = True, to_client: bool = True) -> None:
-        """Drop everything from now for ``duration`` seconds."""
-        until = self._loop.time() + duration
+        """Drop everything from now for ``duration`` seconds (of the relay's clock)."""
         if to_server:
-            self._up.blackhole_until = until
+            self._up.blackhole_until = self._up.clock.time() + duration
         if to_client:
-            self._down.blackhole_until = until
+            self._down.blackhole_until = self._down.clock.time() + duration
+
+    def blackhole_next(self, count: int, *, to_server: bool = True, to_client: bool = True) -> None:
+        """Drop the next ``count`` datagrams that reach the relay in each chosen direction."""
+        if to_server:
+            self._up.blackhole_count = count
+        if to_client:
+            self._down.blackhole_count = count
 
     async def rebind(self) -> None:
         """Model a NAT rebinding: every client's traffic to the server leaves
@@ -273,12 +347,15 @@ async def _main() -> None:
     ap.add_argument("--delay", type=float, default=0.0, help="ms one way")
     ap.add_argument("--blackhole-at", type=float, default=None, help="s after the first packet")
     ap.add_argument("--blackhole-for", type=float, default=0.0)
+    ap.add_argument("--blackhole-packets", default=None, help="N:M: drop datagrams N..M-1 of each direction")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     shost, sport = args.server.rsplit(":", 1)
     lhost, lport = args.listen.rsplit(":", 1)
+    window = tuple(int(n) for n in args.blackhole_packets.split(":")) if args.blackhole_packets else None
     imp = Impairment(loss=args.loss / 100, duplicate=args.duplicate / 100, reorder=args.reorder / 100,
-                     delay=args.delay / 1000, blackhole_at=args.blackhole_at, blackhole_for=args.blackhole_for)
+                     delay=args.delay / 1000, blackhole_at=args.blackhole_at, blackhole_for=args.blackhole_for,
+                     blackhole_packets=window)
     relay = UdpRelay((shost, int(sport)), to_server=imp, to_client=imp, seed=args.seed, host=lhost, port=int(lport))
     addr = await relay.start()
     print(f"relaying {addr[0]}:{addr[1]} -> {args.server}", flush=True)
