@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import statistics
 import sys
 import tempfile
@@ -91,12 +92,13 @@ def pyquic_factories(mds: int):
     from pyquic.packet import split_datagram
 
     def make_client():
-        return QuicConnection(configuration=client_configuration(max_datagram_size=mds))
+        return QuicConnection(configuration=client_configuration(max_datagram_size=mds), entropy=os.urandom)
 
     def make_server(first_datagram: bytes):
         odcid = split_datagram(first_datagram, 8).packets[0][0].destination_cid
         return QuicConnection(
-            configuration=server_configuration(max_datagram_size=mds), original_destination_connection_id=odcid
+            configuration=server_configuration(max_datagram_size=mds), original_destination_connection_id=odcid,
+            entropy=os.urandom,
         )
 
     return make_client, make_server

@@ -279,8 +279,17 @@ class AckTracker:
         itself acknowledged: stop acknowledging what it covered (§13.2.4)."""
         self._to_ack.remove_below(largest_acked_in_that_ack + 1)
 
+    def on_ack_lost(self) -> None:
+        """A packet that carried an ACK was lost: the next packet we send in
+        this space carries one again, without waiting for new packets."""
+        if self._to_ack:
+            self.ack_pending = True
+
+    @property
+    def has_ranges(self) -> bool:
+        """Something received is not yet known to be acknowledged (an ACK of
+        it may have gone out, but none was itself acknowledged)."""
+        return bool(self._to_ack)
+
     def ranges_to_ack(self) -> list[tuple[int, int]]:
         return self._to_ack.descending()
-
-    def received_ranges(self) -> list[tuple[int, int]]:
-        return list(self._received)

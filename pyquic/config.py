@@ -7,12 +7,14 @@
 # so a test or an operator finds them in one place.
 #
 # No I/O happens here except reading certificate/key/CA files when asked
-# (load_cert_chain, load_verify_locations); the wall clock the TLS engine
-# needs for certificate validity comes from `wall_clock` (the asyncio layer
-# passes time.time; the default reads the system clock through datetime).
+# (load_cert_chain, load_verify_locations).  The core reads no clock and
+# draws no randomness of its own: the wall clock the TLS engine needs (for
+# certificate validity and ticket ages) is `wall_clock`, and randomness is
+# the `entropy` a QuicConnection or QuicEndpoint is built with; both are
+# checked there (require_inputs).  pyquic.asyncio supplies time.time and
+# os.urandom; sans-I/O users pass their own (tests: fixed or seeded ones).
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, TextIO
@@ -23,10 +25,6 @@ from .errors import UsageError
 from .versions import QUIC_V1, QUIC_V2, VERSIONS
 
 SMALLEST_MAX_DATAGRAM_SIZE = 1200  # RFC 9000 §14: the minimum every path carries
-
-
-def _system_wall_clock() -> float:
-    return _dt.datetime.now(_dt.timezone.utc).timestamp()
 
 
 @dataclass
@@ -50,6 +48,10 @@ class QuicConfiguration:
     original_version: Optional[int] = None  # client: the version of the first Initial
     # -- transport
     idle_timeout: float = 60.0  # seconds (max_idle_timeout)
+    # A handshake not confirmed after this many seconds (counted from the
+    # first packet; never longer than the idle timeout) ends silently, like
+    # an idle timeout: half-open connections cannot hold state for long.
+    handshake_timeout: Optional[float] = 10.0
     max_data: int = 1048576  # initial_max_data
     max_stream_data: int = 1048576  # initial_max_stream_data_*
     max_data_window: Optional[int] = 16 * 1048576  # receive windows may grow (auto-tuning) up to these
@@ -80,7 +82,7 @@ class QuicConfiguration:
     session_tickets: int = 1  # server: tickets sent after the handshake
     max_early_data: int = 0  # server: 0 = no 0-RTT; else 0-RTT accepted (QUIC tickets say 0xffffffff)
     enable_early_data: bool = False  # client: send 0-RTT when the session ticket allows it
-    wall_clock: Optional[Callable[[], float]] = None  # epoch seconds for certificates and tickets
+    wall_clock: Optional[Callable[[], float]] = None  # epoch seconds for certificates and tickets (required)
     # -- observability
     qlog_dir: Optional[str] = None  # one JSON-SEQ file per connection (see pyquic/qlog.py)
     quic_logger: Any = None  # or a sink object: start(odcid, vantage_point) -> writer
@@ -91,9 +93,13 @@ class QuicConfiguration:
     max_ack_ranges_received: int = 1024  # ranges accepted in a peer's ACK (FRAME_ENCODING_ERROR)
     max_undecryptable_packets: int = 10  # packets held until their keys arrive
     max_pending_path_responses: int = 4  # PATH_RESPONSEs queued; older ones dropped
-    max_retire_frames_pending: int = 64  # RETIRE_CONNECTION_ID frames queued (beyond: PROTOCOL_VIOLATION)
+    max_retire_frames_pending: int = 64  # RETIRE_CONNECTION_ID frames queued or unacknowledged (beyond: CONNECTION_ID_LIMIT_ERROR)
     max_datagrams_received: int = 256  # DATAGRAM frames queued as events before the app reads them
     max_datagrams_pending: int = 256  # our DATAGRAM frames waiting to go out
+    # Estimated memory out-of-order STREAM chunks of one connection may cost
+    # beyond their payload bytes (112 B a chunk, pyquic/assembler.py), which
+    # flow control does not bound (PROTOCOL_VIOLATION past it).
+    max_reassembly_overhead: int = 4 * 1048576
 
     def __post_init__(self) -> None:
         for version in self.supported_versions:
@@ -107,6 +113,8 @@ class QuicConfiguration:
             raise UsageError("connection_id_length must be 4..20 (the endpoint routes by it)")
         if self.active_connection_id_limit < 2:
             raise UsageError("active_connection_id_limit below 2")
+        if self.handshake_timeout is not None and not self.handshake_timeout > 0:
+            raise UsageError("handshake_timeout must be positive (or None: the idle timeout only)")
         self._tls_config: Optional[tls.Config] = None
 
     # -- aioquic-style loaders -------------------------------------------------
@@ -133,7 +141,24 @@ class QuicConfiguration:
 
     # -- the TLS side ---------------------------------------------------------------
     def clock(self) -> float:
-        return (self.wall_clock or _system_wall_clock)()
+        if self.wall_clock is None:
+            raise UsageError(_NO_WALL_CLOCK)
+        return self.wall_clock()
+
+    def require_inputs(self, entropy: Optional[Callable[[int], bytes]], owner: str) -> Callable[[int], bytes]:
+        """What the sans-I/O core must be handed, checked where a QuicConnection
+        or QuicEndpoint (`owner`) is built: `entropy(n) -> n random bytes` and
+        this configuration's `wall_clock` (the TLS side reads it for every
+        certificate check and ticket).  Returns entropy; UsageError naming
+        what is missing."""
+        if entropy is None or not callable(entropy):
+            raise UsageError(
+                f"{owner} needs entropy=, a callable n -> n random bytes: the sans-I/O core "
+                "draws no randomness itself (pyquic.asyncio passes os.urandom; tests pass a seeded one)"
+            )
+        if self.wall_clock is None or not callable(self.wall_clock):
+            raise UsageError(_NO_WALL_CLOCK)
+        return entropy
 
     def tls_config(self) -> tls.Config:
         """The tls.Config for this configuration (built once; later edits to the
@@ -212,6 +237,12 @@ class QuicConfiguration:
         from .zero_rtt import limits_still_hold
 
         return limits_still_hold(self, state.app_data)
+
+
+_NO_WALL_CLOCK = (
+    "QuicConfiguration.wall_clock is not set: the sans-I/O core reads no clock; give it a callable "
+    "returning epoch seconds, e.g. time.time (pyquic.asyncio sets time.time when it is unset)"
+)
 
 
 class _SessionTicketStore(tls.TicketStore):

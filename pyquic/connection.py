@@ -4,7 +4,8 @@
 #   goes into datagrams, sent-packet records), recovery.py (loss detection,
 #   congestion), ack.py (ACK generation), streams.py (streams, flow
 #   control), connection_ids.py (CIDs, reset tokens), paths.py (the peer's
-#   address: validation, migration), zero_rtt.py (0-RTT rules),
+#   address: validation, migration), zero_rtt.py (0-RTT keys and rules;
+#   these two decide and return actions, which this module applies),
 #   transport_params.py, packet.py / frames.py (codecs), tls/ (the
 #   handshake), qlog.py.
 # It owns: the connection's life cycle (handshake, confirmation, key
@@ -32,7 +33,7 @@ from typing import Any, Callable, Optional
 
 import tls
 
-from . import events, paths, zero_rtt
+from . import events, zero_rtt
 from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
 from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
@@ -61,9 +62,9 @@ from .packet import (
     check_reserved_bits,
     split_datagram,
 )
-from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, on_packet_lost, on_packets_acked, requeue_for_probe
+from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, SendFacts
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
-from .paths import PathValidator
+from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .transport_params import QuicTransportParameters, VersionInformation
@@ -192,7 +193,7 @@ class QuicConnection:
             raise UsageError("QUIC requires alpn_protocols (RFC 9001 §8.1)")
         self._configuration = config
         self.is_client = bool(config.is_client)
-        self._entropy = entropy or os.urandom
+        self._entropy = config.require_inputs(entropy, "QuicConnection")  # no default: sans-I/O
         self._session_ticket_handler = session_ticket_handler
         self._events: deque = deque()
         self._state = QuicConnectionState.FIRSTFLIGHT
@@ -231,13 +232,12 @@ class QuicConnection:
         self._max_ack_ranges = config.max_ack_ranges_received
         self._received_valid = False  # some packet from the peer opened
         self._address_validated = self.is_client or retry_source_connection_id is not None
-        self._amplification_blocked = False
         self._bytes_received = 0
         self._bytes_sent = 0
         self._network_path: Any = None
         self._new_address: Any = None  # the datagram being read came from here, not _network_path
         self._last_peer_dcid = b""  # which of our connection IDs the peer's last packet used
-        self._paths = PathValidator(self._entropy)
+        self._paths = PathValidator(self._entropy, follows_peer=not self.is_client)
         self._peer_params: Optional[QuicTransportParameters] = None
         self._peer_ack_delay_exponent = 3
         self._peer_max_datagram_frame_size = 0
@@ -245,22 +245,17 @@ class QuicConnection:
         self._alpn: Optional[str] = None
         self._handshake_complete = False
         self._handshake_confirmed = False
-        self._handshake_done_pending = False
-        self._pings: list = []
-        self._path_responses: list = []
-        self._datagrams_pending: deque = deque()
         self._datagrams_queued = 0  # DatagramFrameReceived events not yet taken (capped)
-        self._ping_eliciting_needed = False
         self._close_frame: Optional[ConnectionClose] = None
         self._close_event: Optional[events.ConnectionTerminated] = None
-        self._close_pending = False
-        self._closing = False
+        self._close_pending = False  # a CONNECTION_CLOSE is owed (asked for, or a reply while closing)
         self._close_at: Optional[float] = None
         self._close_replies = 0
         self._close_reply_threshold = 1
         self._idle_timeout = config.idle_timeout
         self._last_activity: Optional[float] = None
         self._idle_restart_on_send = True
+        self._handshake_started: Optional[float] = None  # config.handshake_timeout counts from here
         self._pacing_at: Optional[float] = None
         self._undecryptable: list = []
         self._streams = StreamManager(
@@ -269,9 +264,15 @@ class QuicConnection:
             max_data_window=config.max_data_window,
             max_stream_data_window=config.max_stream_data_window,
             auto_consume=config.auto_consume,
+            max_reassembly_overhead=config.max_reassembly_overhead,
         )
         self._streams_ready = False
-        self._builder = PacketBuilder(self)
+        self._builder = PacketBuilder(
+            is_client=self.is_client, streams=self._streams, local_cids=self._local_cids, peer_cids=self._peer_cids,
+            paths=self._paths, configuration=config, stats=self._stats, can_send_eliciting=self._can_send_eliciting,
+            on_packet_sent=self._on_packet_sent, on_eliciting_sent=self._on_eliciting_sent,
+            on_handshake_sent=self._on_handshake_sent, on_ping_acked=self._on_ping_acked,
+        )
         self._qlog = None
         # The endpoint's routing hook: cid_listener(issued: bool, cid: bytes).
         self.cid_listener: Optional[Callable[[bool, bytes], None]] = None
@@ -329,6 +330,15 @@ class QuicConnection:
         return list(self._local_cids.by_cid)
 
     @property
+    def _closing(self) -> bool:
+        """Closing or draining (or gone): nothing but CONNECTION_CLOSE goes out."""
+        return self._state >= QuicConnectionState.CLOSING
+
+    @property
+    def _path_responses(self) -> list:  # PATH_RESPONSEs not yet sent (tests/test_quic_migration.py looks)
+        return self._builder.path_responses
+
+    @property
     def key_phase(self) -> int:
         return self._one_rtt.send_phase if self._one_rtt is not None else 0
 
@@ -358,10 +368,8 @@ class QuicConnection:
         self._loss = self._new_recovery()
         self._one_rtt: Optional[KeyPhases] = None
         self._pending_1rtt: dict = {}
-        self._zero_rtt_send = None
-        self._zero_rtt_recv = None
-        self._zero_rtt_discard_at: Optional[float] = None
-        self._zero_rtt_last_pn: Optional[int] = None  # client: our last 0-RTT packet, if the server refused them
+        self._zero_rtt = zero_rtt.ZeroRtt()  # 0-RTT keys; the last 0-RTT packet number, if refused
+        self._builder.reset(self._spaces, self._loss, self._zero_rtt)
         self._tls: Optional[tls.Engine] = None
         if self.is_client:
             self._install_initial_keys(self._original_dcid)
@@ -427,7 +435,7 @@ class QuicConnection:
         if self._network_path is not None:
             raise UsageError("connect() was already called")
         self._network_path = addr
-        self._last_activity = now
+        self._last_activity = self._handshake_started = now
         self._start_client(now)
 
     def _start_client(self, now: float) -> None:
@@ -482,7 +490,7 @@ class QuicConnection:
 
     def send_ping(self, uid: int) -> None:
         self._check_open()
-        self._pings.append(uid)
+        self._builder.queue_ping(uid)
 
     def send_datagram_frame(self, data: bytes) -> None:
         """RFC 9221: queue an unreliable DATAGRAM frame (the peer must accept them)."""
@@ -490,11 +498,10 @@ class QuicConnection:
         limit = self._peer_max_datagram_frame_size
         if self._peer_params is None or not limit:
             raise UsageError("the peer does not accept DATAGRAM frames")
-        if len(data) + 9 > min(limit, self._mds - 64):
-            raise UsageError("datagram frame too large")
-        if len(self._datagrams_pending) >= self._configuration.max_datagrams_pending:
+        if Datagram(data).size > limit or len(data) + 9 > self._mds - 64:
+            raise UsageError("datagram frame too large")  # RFC 9221 §3: type and length count
+        if not self._builder.queue_datagram(bytes(data), self._configuration.max_datagrams_pending):
             raise UsageError("too many datagram frames queued")
-        self._datagrams_pending.append(bytes(data))
 
     def change_connection_id(self) -> None:
         """Switch to the peer's next connection ID, retiring the current one."""
@@ -552,10 +559,10 @@ class QuicConnection:
             if kp is not None and kp.needs_update() and kp.can_initiate() and self._handshake_confirmed:
                 kp.initiate(self._spaces[APPLICATION].next_pn)  # RFC 9001 §6.6
             self._pacing_at = None
-            self._amplification_blocked = False
             if self._loss.needs_ack_eliciting(APPLICATION) and self._one_rtt is not None:
-                self._ping_eliciting_needed = True
-            batches = self._builder.build(now)
+                self._builder.request_ack_eliciting()
+            batches = self._builder.build(now, self._send_facts())
+            self._bytes_sent += self._builder.bytes_sent
         except Exception as exc:
             if RAISE_INTERNAL_ERRORS:
                 raise
@@ -574,14 +581,26 @@ class QuicConnection:
         if not self._close_pending:
             return []
         self._close_pending = False
-        datagram = self._builder.build_close(now)
+        budget = 1 << 30 if self._address_validated else 3 * self._bytes_received - self._bytes_sent
+        datagram = self._builder.build_close(now, self._send_facts(), self._close_frame, self._handshake_confirmed)
         if self._state < QuicConnectionState.CLOSING:
             self._enter_closing(now, QuicConnectionState.CLOSING)
         if datagram is None:
             return []
+        if len(datagram) > budget:
+            # RFC 9000 §8.1, §10.2.1: a close to an unvalidated address obeys the
+            # 3x limit too; unsent, it does not count against it.
+            return []
+        self._bytes_sent += len(datagram)
         self._stats.datagrams_sent += 1
         self._stats.bytes_sent += len(datagram)
         return [(datagram, len(datagram), self._network_path)]
+
+    def _send_facts(self) -> SendFacts:
+        return SendFacts(
+            self._one_rtt, self._version, self._token, self._address_validated,
+            3 * self._bytes_received - self._bytes_sent, self._mds, self._closing, self._streams_ready, self._qlog,
+        )
 
     def _can_send_eliciting(self, now: float) -> bool:
         loss = self._loss
@@ -601,13 +620,22 @@ class QuicConnection:
     def _on_packet_sent(self, space: int, pn: int, size: int, eliciting: bool, records: list, now: float) -> None:
         """Bookkeeping for each packet sent (the 1-RTT burst does the same inline)."""
         self._stats.packets_sent += 1
-        if eliciting and self._idle_restart_on_send:
-            # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
-            self._last_activity = now
-            self._idle_restart_on_send = False
+        if eliciting:
+            self._on_eliciting_sent(now)
         if self._qlog is not None:
             zero_rtt = space == APPLICATION and self._one_rtt is None  # only 0-RTT goes there before 1-RTT keys
             self._qlog.packet_sent(now, space, pn, size, records, zero_rtt=zero_rtt)
+
+    def _on_eliciting_sent(self, now: float) -> None:
+        if self._idle_restart_on_send:
+            # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
+            self._last_activity = now
+            self._idle_restart_on_send = False
+
+    def _on_handshake_sent(self, now: float) -> None:
+        if self.is_client and not self._spaces[INITIAL].discarded:
+            # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+            self._discard_space(INITIAL, now)
 
     def _on_ping_acked(self, uid: int) -> None:
         self._events.append(events.PingAcknowledged(uid))
@@ -650,7 +678,7 @@ class QuicConnection:
         self._bytes_received += size
         if self._network_path is None:
             self._network_path = addr
-            self._last_activity = now
+            self._last_activity = self._handshake_started = now
         self._new_address = None if addr == self._network_path else addr
         if self._state == QuicConnectionState.CLOSING:
             self._reply_while_closing()
@@ -675,41 +703,53 @@ class QuicConnection:
             self._on_stateless_reset(now)
 
     def _receive_short(self, data: bytes, now: float) -> bool:
-        """The fast path: one short-header packet fills the datagram."""
-        kp = self._one_rtt
+        """The fast path: one short-header packet fills the datagram (the
+        usual case once 1-RTT keys are there).  The same steps as
+        _receive_packet takes for a 1-RTT packet, without splitting the
+        datagram or parsing a long header."""
         cid_length = self._cid_length
         dcid = data[1 : 1 + cid_length]
         if dcid not in self._local_cids.by_cid or not data[0] & 0x40:
             self._stats.packets_dropped += 1
             return False
-        space = self._spaces[APPLICATION]
-        largest = space.ack.largest_received
+        opened = self._open_one_rtt(data, 1 + cid_length, now)
+        if opened is None:
+            return False
+        return self._process_packet(self._spaces[APPLICATION], PacketType.ONE_RTT, *opened, dcid, now)
+
+    def _open_one_rtt(self, data: Any, pn_offset: int, now: float) -> Optional[tuple]:
+        """Remove protection from a 1-RTT packet: with the current read key,
+        else the previous or next one its key phase bit asks for (RFC 9001
+        §6).  Returns (plain header, payload, packet number), or None when it
+        does not open (counted; too many is AEAD_LIMIT_EXCEEDED)."""
+        kp = self._one_rtt
+        largest = self._spaces[APPLICATION].ack.largest_received
         keys = kp.recv
         try:
-            plain, payload, pn = keys.protection.unprotect(data, 1 + cid_length, largest)
+            plain, payload, pn = keys.protection.unprotect(data, pn_offset, largest)
         except CryptoError:
-            found = kp.keys_for(data, 1 + cid_length, largest)
+            found = kp.keys_for(data, pn_offset, largest)
             if found is None:
                 return self._decryption_failed(kp)
             keys = found[0]
             try:
-                plain, payload, pn = keys.protection.unprotect(data, 1 + cid_length, largest)
+                plain, payload, pn = keys.protection.unprotect(data, pn_offset, largest)
             except CryptoError:
                 return self._decryption_failed(kp)
-        else:
-            if (plain[0] >> 2) & 1 != kp.recv_phase:
-                # RFC 9001 §6: the current key with the other phase bit.
-                raise TransportError.KEY_UPDATE_ERROR("packet opened with the current key has the other key phase")
-        if keys is kp.recv:
-            first = kp.first_recv_pn
-            if first is None or pn < first:
-                kp.first_recv_pn = pn
-        else:
             # The previous key (a late packet) or the next one: the peer updated (RFC 9001 §6.2).
-            kp.on_opened(keys, pn, space.next_pn, now + 3 * self._loss.probe_timeout())
-        return self._process_packet(space, PacketType.ONE_RTT, plain, payload, pn, dcid, now)
+            kp.on_opened(keys, pn, self._spaces[APPLICATION].next_pn, now + 3 * self._loss.probe_timeout())
+            return plain, payload, pn
+        if (plain[0] >> 2) & 1 != kp.recv_phase:
+            # RFC 9001 §6: the current key with the other phase bit.
+            raise TransportError.KEY_UPDATE_ERROR("packet opened with the current key has the other key phase")
+        first = kp.first_recv_pn
+        if first is None or pn < first:
+            kp.first_recv_pn = pn
+        return plain, payload, pn
 
-    def _decryption_failed(self, kp: Optional[KeyPhases]) -> bool:
+    def _decryption_failed(self, kp: Optional[KeyPhases]) -> None:
+        """A packet did not open: counted, and for 1-RTT against the
+        integrity limit.  Returns None (nothing opened)."""
         self._stats.decryption_failures += 1
         self._stats.packets_dropped += 1
         if kp is not None:
@@ -717,7 +757,7 @@ class QuicConnection:
             if kp.integrity_exceeded():
                 # RFC 9001 §6.6: too many forgeries: stop using these keys.
                 raise TransportError.AEAD_LIMIT_EXCEEDED("integrity limit reached")
-        return False
+        return None
 
     def _receive_packet(self, header: PartialHeader, view: memoryview, now: float) -> bool:
         ptype = header.packet_type
@@ -763,36 +803,28 @@ class QuicConnection:
             self._server_first_initial(header, view, now)
             if self._state >= QuicConnectionState.CLOSING:
                 return False
-        kp = self._one_rtt
         if ptype is PacketType.ONE_RTT:
+            kp = self._one_rtt
             if kp is None or kp.recv is None:
                 return self._hold_undecryptable(header, view)
-            keys = kp.recv
-        elif ptype is PacketType.ZERO_RTT:
-            keys = self._zero_rtt_recv
-            if keys is None or self.is_client or zero_rtt.server_keys_expired(self, now):
+            opened = self._open_one_rtt(view, header.pn_offset, now)
+            if opened is None:
+                return False
+            return self._process_packet(space, ptype, *opened, dcid, now)
+        if ptype is PacketType.ZERO_RTT:
+            early = self._zero_rtt
+            keys = early.recv
+            if keys is None or self.is_client or early.recv_keys_expired(now):
                 return self._drop()
         else:
             keys = space.recv_keys
             if keys is None:
                 return self._hold_undecryptable(header, view)
-        largest = space.ack.largest_received
         try:
-            plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, largest)
+            plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, space.ack.largest_received)
         except CryptoError:
-            if ptype is not PacketType.ONE_RTT:
-                return self._decryption_failed(None)
-            found = kp.keys_for(view, header.pn_offset, largest)
-            if found is None:
-                return self._decryption_failed(kp)
-            keys = found[0]
-            try:
-                plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, largest)
-            except CryptoError:
-                return self._decryption_failed(kp)
-        if ptype is PacketType.ONE_RTT:
-            kp.on_opened(keys, pn, self._spaces[APPLICATION].next_pn, now + 3 * self._loss.probe_timeout())
-        elif ptype is PacketType.ZERO_RTT:
+            return bool(self._decryption_failed(None))
+        if ptype is PacketType.ZERO_RTT:
             self._stats.zero_rtt_packets_received += 1
         if ptype is PacketType.INITIAL or ptype is PacketType.HANDSHAKE:
             if self.is_client and self._peer_initial_scid is None:
@@ -866,55 +898,104 @@ class QuicConnection:
         if self._qlog is not None:
             self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
         if self._new_address is not None and ptype is PacketType.ONE_RTT:
-            paths.on_packet_from_new_address(self, parsed.frames, pn, space, dcid, now)
+            move = self._paths.on_packet_from_new_address(
+                self._new_address, parsed.frames, pn == space.ack.largest_received,
+                current=self._network_path, current_validated=self._address_validated,
+                dcid_changed=dcid != self._last_peer_dcid, confirmed=self._handshake_confirmed,
+                now=now, loss=self._loss,
+            )
+            if move is not None:
+                self._follow_peer(move)
         self._last_peer_dcid = dcid
         self._handle_frames(parsed.frames, space, dcid, now)
         return True
 
     def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
+        """Each frame to its handler through _FRAME_HANDLERS (STREAM, the bulk
+        of the traffic, inline).  A handler returning True ends the packet
+        (CONNECTION_CLOSE: nothing after it counts)."""
         streams = self._streams
-        events_ = self._events
+        handlers = _FRAME_HANDLERS
         for frame in frames:
             kind = type(frame)
             if kind is Stream:
                 event = streams.handle_stream_frame(frame)
                 if event is not None:
-                    events_.append(event)
-            elif kind is Ack:
-                self._on_ack(frame, space, now)
-            elif kind is Padding or kind is Ping:
-                pass
-            elif kind is Crypto:
-                self._on_crypto(frame, space, now)
-            elif kind in HANDLED_FRAME_TYPES:
-                self._count_received(kind)
-                event = streams.handle_frame(frame)
-                if event is not None:
-                    events_.append(event)
-            elif kind is ConnectionClose:
-                self._on_connection_close(frame, now)
+                    self._events.append(event)
+            elif handlers[kind](self, frame, space, dcid, now):
                 return
-            elif kind is HandshakeDone:
-                self._count_received(kind)
-                if not self._handshake_confirmed:
-                    self._confirm_handshake(now)
-            elif kind is NewConnectionId:
-                self._count_received(kind)
-                self._peer_cids.on_new_connection_id(frame)
-            elif kind is RetireConnectionId:
-                self._count_received(kind)
-                self._local_cids.on_retire(frame.sequence_number, dcid)
-                self._flush_cid_events()
-            elif kind is PathChallenge:
-                responses = self._path_responses
-                responses.append(PathResponse(frame.data))
-                del responses[: -self._configuration.max_pending_path_responses]
-            elif kind is Datagram:
-                self._on_datagram(frame)
-            elif kind is PathResponse:
-                paths.on_path_response(self, frame.data)
-            elif kind is NewToken:
-                pass  # tokens for future connections are not used
+
+    # Frame handlers: (connection, frame, space, dcid, now) -> True to stop the packet.
+    def _on_ack_frame(self, frame: Ack, space: Space, dcid: bytes, now: float) -> None:
+        self._on_ack(frame, space, now)
+
+    def _on_nothing(self, frame: Any, space: Space, dcid: bytes, now: float) -> None:
+        """PADDING and PING (their effect is the packet's: it gets acknowledged);
+        NEW_TOKEN (tokens for future connections are not used)."""
+
+    def _on_crypto_frame(self, frame: Crypto, space: Space, dcid: bytes, now: float) -> None:
+        self._on_crypto(frame, space, now)
+
+    def _on_stream_manager_frame(self, frame: Any, space: Space, dcid: bytes, now: float) -> None:
+        self._count_received(type(frame))
+        event = self._streams.handle_frame(frame)
+        if event is not None:
+            self._events.append(event)
+
+    def _on_close_frame(self, frame: ConnectionClose, space: Space, dcid: bytes, now: float) -> bool:
+        self._on_connection_close(frame, now)
+        return True
+
+    def _on_handshake_done(self, frame: HandshakeDone, space: Space, dcid: bytes, now: float) -> None:
+        self._count_received(HandshakeDone)
+        if not self._handshake_confirmed:
+            self._confirm_handshake(now)
+
+    def _on_new_connection_id(self, frame: NewConnectionId, space: Space, dcid: bytes, now: float) -> None:
+        self._count_received(NewConnectionId)
+        self._peer_cids.on_new_connection_id(frame)
+
+    def _on_retire_connection_id(self, frame: RetireConnectionId, space: Space, dcid: bytes, now: float) -> None:
+        self._count_received(RetireConnectionId)
+        self._local_cids.on_retire(frame.sequence_number, dcid)
+        self._flush_cid_events()
+
+    def _on_path_challenge(self, frame: PathChallenge, space: Space, dcid: bytes, now: float) -> None:
+        self._builder.queue_path_response(PathResponse(frame.data), self._configuration.max_pending_path_responses)
+
+    def _on_path_response(self, frame: PathResponse, space: Space, dcid: bytes, now: float) -> None:
+        addr = self._paths.on_response(frame.data)
+        if addr is not None:
+            self._stats.paths_validated += 1
+            if addr == self._network_path:
+                self._switch_path(addr, validated=True)
+
+    # What paths.py decides, applied: the path in use and its anti-amplification accounting.
+    def _follow_peer(self, move: Migration) -> None:
+        self._new_address = None
+        self._stats.path_migrations += 1
+        if move.new_peer_cid:
+            self._peer_cids.change()
+        self._switch_path(move.addr, move.validated)
+
+    def _switch_path(self, addr: Any, validated: bool) -> None:
+        self._network_path = addr
+        self._address_validated = validated
+        if not validated:  # RFC 9000 §8.1, §9.3: the 3x limit, counted afresh from this datagram
+            self._bytes_received = self._datagram_size
+            self._bytes_sent = 0
+
+    def _on_path_failed(self, fallback: Any) -> None:
+        # RFC 9000 §9.3.2: back to the last proven address, or give up.
+        self._stats.path_validation_failures += 1
+        if fallback is None:
+            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
+            self._terminate()
+        else:
+            self._switch_path(fallback, validated=True)
+
+    def _on_datagram_frame(self, frame: Datagram, space: Space, dcid: bytes, now: float) -> None:
+        self._on_datagram(frame)
 
     def _count_received(self, kind: type) -> None:
         counts = self._stats.frames_received
@@ -922,17 +1003,18 @@ class QuicConnection:
         counts[name] = counts.get(name, 0) + 1
 
     def _on_ack(self, frame: Ack, space: Space, now: float) -> None:
-        if self._zero_rtt_last_pn is not None and space.id == APPLICATION and frame.ranges[-1][0] <= self._zero_rtt_last_pn:
+        refused = self._zero_rtt.rejected_last_pn
+        if refused is not None and space.id == APPLICATION and frame.ranges[-1][0] <= refused:
             # RFC 9001 §4.6.2: a server that refused 0-RTT cannot acknowledge it.
             raise TransportError.PROTOCOL_VIOLATION("acknowledgment for a rejected 0-RTT packet", frame_type=0x02)
         delay = (frame.delay << self._peer_ack_delay_exponent) / 1_000_000
         outcome = self._loss.on_ack_received(space.id, frame.ranges, delay, now, frame.ecn)
         if outcome.acked:
-            on_packets_acked(self, outcome.acked)
+            self._builder.on_packets_acked(outcome.acked)
         if outcome.lost:
             self._stats.packets_lost += len(outcome.lost)
             for packet in outcome.lost:
-                on_packet_lost(self, packet)
+                self._builder.on_packet_lost(packet)
         if space.id == APPLICATION and self._one_rtt is not None:
             self._one_rtt.on_acked(frame.ranges[0][1] - 1)
         if self._qlog is not None and outcome.acked:
@@ -940,7 +1022,7 @@ class QuicConnection:
 
     def _on_datagram(self, frame: Datagram) -> None:
         limit = self._configuration.max_datagram_frame_size
-        if not limit or len(frame.data) + 3 > limit:
+        if not limit or frame.size > limit:
             # RFC 9221 §3: not negotiated, or larger than we said: PROTOCOL_VIOLATION.
             raise TransportError.PROTOCOL_VIOLATION("unexpected DATAGRAM frame", frame_type=0x30)
         if self._datagrams_queued < self._configuration.max_datagrams_received:
@@ -1014,9 +1096,22 @@ class QuicConnection:
                     store.add(event.ticket)
             elif kind is tls.EarlyDataRejected:
                 if self.is_client:
-                    zero_rtt.on_rejected(self)
+                    self._on_zero_rtt_refused()
         if retry_held and self._undecryptable:
             self._retry_undecryptable(now)
+
+    def _on_zero_rtt_refused(self) -> None:
+        # RFC 9001 §4.6.2, decided in zero_rtt.py: what the 0-RTT packets held
+        # goes again in 1-RTT, under the server's new limits; the application hears.
+        refusal = self._zero_rtt.on_rejected(self._loss)
+        if self._one_rtt is None:
+            self._streams_ready = False
+        for packet in refusal.lost:
+            self._builder.on_packet_lost(packet)
+        self._stats.zero_rtt_rejected = True
+        if self._peer_params is not None:
+            self._streams.replace_peer_limits(self._peer_params)
+        self._events.append(refusal.event)
 
     def _install_key(self, event: tls.KeyReady, now: float) -> None:
         keys = derive_packet_keys(self._version, event.cipher_suite, event.secret)
@@ -1024,9 +1119,13 @@ class QuicConnection:
         level = event.level
         if level == tls.Level.EARLY_DATA:
             if write:
-                zero_rtt.start_client(self, keys)
+                remembered = self._zero_rtt.start_client(keys, getattr(self._tls, "early_data_ticket", None))
+                if remembered is not None:  # streams open at once, within the ticket's limits
+                    self._streams.on_peer_transport_parameters(remembered)
+                    self._peer_max_datagram_frame_size = remembered.max_datagram_frame_size
+                    self._streams_ready = True
             else:
-                self._zero_rtt_recv = keys
+                self._zero_rtt.install_recv(keys)
         elif level == tls.Level.HANDSHAKE:
             space = self._spaces[HANDSHAKE]
             if write:
@@ -1042,7 +1141,7 @@ class QuicConnection:
             elif self._one_rtt is not None:
                 self._one_rtt.set_recv(keys)
             if self._one_rtt is not None and self._one_rtt.recv is not None:
-                self._zero_rtt_send = None
+                self._zero_rtt.stop_sending()
 
     def _on_peer_transport_parameters(self, data: bytes) -> None:
         params = QuicTransportParameters.parse(data, from_server=self.is_client)
@@ -1060,15 +1159,18 @@ class QuicConnection:
             if params.stateless_reset_token is not None:
                 self._peer_cids.set_active_token(params.stateless_reset_token)
         info = params.version_information
-        if info is not None:
-            # RFC 9368 §4: the chosen version is the one in use, and a client that
-            # reacted to Version Negotiation checks the server would have chosen it.
-            if info.chosen_version != self._version:
-                raise TransportError.VERSION_NEGOTIATION_ERROR("chosen_version differs from the version in use")
-            if self.is_client and self._vn_versions is not None:
-                ours = [v for v in self._configuration.supported_versions if v in info.available_versions]
-                if ours and ours[0] != self._version:
-                    raise TransportError.VERSION_NEGOTIATION_ERROR("version downgrade detected")
+        if info is not None and info.chosen_version != self._version:
+            # RFC 9368 §4: the chosen version is the one in use.
+            raise TransportError.VERSION_NEGOTIATION_ERROR("chosen_version differs from the version in use")
+        if self.is_client and self._vn_versions is not None:
+            # RFC 9368 §4: a client that reacted to Version Negotiation checks
+            # that the server would have chosen this version too; without the
+            # server's version_information it cannot, and must not go on.
+            if info is None:
+                raise TransportError.VERSION_NEGOTIATION_ERROR("no version_information after Version Negotiation")
+            ours = [v for v in self._configuration.supported_versions if v in info.available_versions]
+            if not ours or ours[0] != self._version:
+                raise TransportError.VERSION_NEGOTIATION_ERROR("version downgrade detected")
         self._peer_params = params
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
@@ -1079,7 +1181,10 @@ class QuicConnection:
             self._idle_timeout = min(self._idle_timeout, peer) if self._idle_timeout else peer
         self._mds = min(self._mds, params.max_udp_payload_size)
         self._local_cids.limit = min(params.active_connection_id_limit, 8)
-        self._streams.on_peer_transport_parameters(params)
+        if self._stats.zero_rtt_rejected:
+            self._streams.replace_peer_limits(params)  # not the ticket's limits any more
+        else:
+            self._streams.on_peer_transport_parameters(params)
 
     def _on_handshake_completed(self, event: tls.HandshakeCompleted, now: float) -> None:
         self._handshake_complete = True
@@ -1092,13 +1197,12 @@ class QuicConnection:
         if not self.is_client:
             # RFC 9001 §4.1.2: the server's handshake is confirmed on completion;
             # HANDSHAKE_DONE tells the client (RFC 9000 §19.20).
-            self._handshake_done_pending = True
+            self._builder.queue_handshake_done()
             self._confirm_handshake(now)
 
     def _confirm_handshake(self, now: float) -> None:
         self._handshake_confirmed = True
-        if self._zero_rtt_recv is not None:
-            self._zero_rtt_discard_at = now + 3 * self._loss.probe_timeout()
+        self._zero_rtt.on_handshake_confirmed(now, self._loss)
         self._loss.on_handshake_confirmed()
         # RFC 9001 §4.9.2: Handshake keys go at confirmation.
         if not self._spaces[HANDSHAKE].discarded:
@@ -1139,6 +1243,7 @@ class QuicConnection:
             return
         # RFC 9368 §2.1: start over with the chosen version.
         self._version = common[0]
+        self._requeue_early_data()
         self._setup_handshake()
         self._start_client(now)
 
@@ -1155,9 +1260,18 @@ class QuicConnection:
         self._peer_cids.set_initial(header.source_cid)
         self._install_initial_keys(header.source_cid)
         # RFC 9002 §6.3: reset loss recovery; the ClientHello goes again.
+        self._requeue_early_data()
         self._loss = self._new_recovery()
+        self._builder.reset(self._spaces, self._loss, self._zero_rtt)
         crypto = self._spaces[INITIAL].crypto_send
         crypto.on_data_lost(0, crypto.write_offset, False)
+
+    def _requeue_early_data(self) -> None:
+        """Before loss recovery starts over (Retry, Version Negotiation): the
+        server kept nothing of our 0-RTT packets, so their data goes again
+        (RFC 9001 §4.7, RFC 9000 §17.2.5.3), in new 0-RTT or in 1-RTT packets."""
+        for packet in self._loss.forget_sent(APPLICATION):
+            self._builder.on_packet_lost(packet)
 
     def _ignore(self) -> None:
         self._stats.packets_dropped += 1
@@ -1174,6 +1288,9 @@ class QuicConnection:
         timers = []
         if self._last_activity is not None and self._idle_timeout:
             timers.append(self._idle_deadline())
+        handshake_deadline = self._handshake_deadline()
+        if handshake_deadline is not None:
+            timers.append(handshake_deadline)
         blocked = self._is_amplification_blocked()
         loss_timer = self._loss.get_loss_detection_timer(amplification_blocked=blocked)
         if loss_timer is not None:
@@ -1197,6 +1314,15 @@ class QuicConnection:
     def _idle_deadline(self) -> float:
         # RFC 9000 §10.1: at least three times the current PTO.
         return self._last_activity + max(self._idle_timeout, 3 * self._loss.probe_timeout())
+
+    def _handshake_deadline(self) -> Optional[float]:
+        # config.handshake_timeout from the first packet to confirmation, never past the idle timeout.
+        # (A client counts to confirmation, not completion: a server that dropped its half-open
+        # connection never sends HANDSHAKE_DONE, and the idle timeout may be long.)
+        timeout = self._configuration.handshake_timeout
+        if timeout is None or self._handshake_confirmed or self._handshake_started is None:
+            return None
+        return self._handshake_started + (min(timeout, self._idle_timeout) if self._idle_timeout else timeout)
 
     def _is_amplification_blocked(self) -> bool:
         return not self._address_validated and 3 * self._bytes_received - self._bytes_sent < 64
@@ -1226,21 +1352,30 @@ class QuicConnection:
             self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Idle timeout")
             self._terminate()
             return
+        handshake_deadline = self._handshake_deadline()
+        if handshake_deadline is not None and now >= handshake_deadline:
+            # Silently too: a half-open peer may be a spoofed address (see config.handshake_timeout).
+            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Handshake timeout")
+            self._terminate()
+            return
         kp = self._one_rtt
         if kp is not None:
             kp.discard_previous(now)
-        if self._zero_rtt_recv is not None:
-            zero_rtt.server_keys_expired(self, now)
+        early = self._zero_rtt
+        if early.recv is not None:
+            early.recv_keys_expired(now)
         path_timer = self._paths.timer
         if path_timer is not None and now >= path_timer:
-            paths.on_path_timer(self, now)
+            outcome = self._paths.on_timer(now, self._loss.probe_timeout())
+            if outcome is not None and outcome.failed:
+                self._on_path_failed(outcome.fallback)
             if self._state >= QuicConnectionState.TERMINATED:
                 return
         result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._is_amplification_blocked())
         if type(result) is PacketsLost:
             self._stats.packets_lost += len(result.lost)
             for packet in result.lost:
-                on_packet_lost(self, packet)
+                self._builder.on_packet_lost(packet)
         elif type(result) is ProbeNeeded:
             self._on_probe(result, now)
 
@@ -1253,9 +1388,9 @@ class QuicConnection:
         outstanding = [p for p in self._loss.sent_packets(probe.space) if p.ack_eliciting]
         if probe.space != APPLICATION:
             for packet in outstanding:
-                requeue_for_probe(self, packet)
+                self._builder.requeue_for_probe(packet)
         elif outstanding and not self._streams.has_queued:
-            requeue_for_probe(self, outstanding[0])
+            self._builder.requeue_for_probe(outstanding[0])
         if self._qlog is not None:
             self._qlog.metrics(now, self._loss)
 
@@ -1275,10 +1410,8 @@ class QuicConnection:
     def _enter_closing(self, now: float, state: QuicConnectionState) -> None:
         # RFC 9000 §10.2: the closing and draining states last three PTOs.
         self._state = state
-        self._closing = True
         self._close_at = now + 3 * self._loss.probe_timeout()
-        self._pings.clear()
-        self._datagrams_pending.clear()
+        self._builder.drop_queued()
 
     def _reply_while_closing(self) -> None:
         # RFC 9000 §10.2.1: repeat CONNECTION_CLOSE, at a decreasing rate.
@@ -1309,3 +1442,23 @@ class QuicConnection:
 
         if self._qlog is None:
             self._qlog = start_trace(self._configuration, self._original_dcid, self.is_client)
+
+
+# Which handler each frame type goes to (STREAM is handled inline).  Frames
+# not allowed in a packet type never get here: parse_frames checks the
+# RFC 9000 §12.4 table first.
+_FRAME_HANDLERS: dict[type, Callable[..., Optional[bool]]] = {
+    Ack: QuicConnection._on_ack_frame,
+    Padding: QuicConnection._on_nothing,
+    Ping: QuicConnection._on_nothing,
+    NewToken: QuicConnection._on_nothing,
+    Crypto: QuicConnection._on_crypto_frame,
+    ConnectionClose: QuicConnection._on_close_frame,
+    HandshakeDone: QuicConnection._on_handshake_done,
+    NewConnectionId: QuicConnection._on_new_connection_id,
+    RetireConnectionId: QuicConnection._on_retire_connection_id,
+    PathChallenge: QuicConnection._on_path_challenge,
+    PathResponse: QuicConnection._on_path_response,
+    Datagram: QuicConnection._on_datagram_frame,
+    **{kind: QuicConnection._on_stream_manager_frame for kind in HANDLED_FRAME_TYPES},
+}

@@ -9,7 +9,9 @@
 #   - PeerConnectionIds: the IDs the peer issued (our Destination CIDs): the
 #     one in use, spares, retire_prior_to, RETIRE_CONNECTION_ID frames to
 #     send, the CONNECTION_ID_LIMIT_ERROR cap, and the reset tokens that
-#     identify a stateless reset.
+#     identify a stateless reset: only those of the ID in use and of IDs we
+#     used until the peer acknowledged their retirement (§10.3.1), never a
+#     spare's nor one retired long ago.
 # Frames come in and go out as frames.py tuples; the connection routes them.
 from __future__ import annotations
 
@@ -116,10 +118,6 @@ class LocalConnectionIds:
         self.events.append((False, entry.cid))
         self.replenish()
 
-    def retire_all(self) -> list[bytes]:
-        """Every CID we hold (for the endpoint to forget at the end)."""
-        return list(self.by_cid)
-
 
 class PeerCid:
     __slots__ = ("sequence", "cid", "token")
@@ -142,7 +140,9 @@ class PeerConnectionIds:
         self.retire_pending: list[int] = []  # RETIRE_CONNECTION_ID frames due
         self.retire_unacked: set[int] = set()  # sent, not yet acknowledged
         self.seen: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (cid, token), for §19.15 checks
-        self.tokens: set[bytes] = set()
+        # Tokens of IDs we used and retired, until the retirement is acknowledged:
+        # a late packet of ours with that ID may still draw a reset.
+        self.recent_tokens: dict[int, bytes] = {}
 
     @property
     def cid(self) -> bytes:
@@ -155,7 +155,6 @@ class PeerConnectionIds:
     def set_active_token(self, token: bytes) -> None:
         """The server's stateless_reset_token transport parameter (sequence 0)."""
         self.active.token = token
-        self.tokens.add(token)
         self.seen[0] = (self.active.cid, token)
 
     def on_new_connection_id(self, frame: NewConnectionId) -> None:
@@ -181,7 +180,6 @@ class PeerConnectionIds:
             self.spare[frame.sequence_number] = PeerCid(
                 frame.sequence_number, frame.connection_id, frame.stateless_reset_token
             )
-            self.tokens.add(frame.stateless_reset_token)
         if frame.retire_prior_to > self.retire_prior_to:
             self.retire_prior_to = frame.retire_prior_to
             for sequence in [s for s in self.spare if s < frame.retire_prior_to]:
@@ -200,9 +198,7 @@ class PeerConnectionIds:
             raise TransportError.CONNECTION_ID_LIMIT_ERROR("too many connection IDs retired at once", frame_type=ft)
 
     def _retire(self, sequence: int) -> None:
-        entry = self.spare.pop(sequence, None)
-        if entry is not None and entry.token is not None:
-            self.tokens.discard(entry.token)
+        self.spare.pop(sequence, None)  # never used: its token never counted
         self.retire_pending.append(sequence)
 
     def _switch(self) -> None:
@@ -210,8 +206,7 @@ class PeerConnectionIds:
         sequence = min(self.spare)
         self.active = self.spare.pop(sequence)
         if old.token is not None:
-            self.tokens.discard(old.token)
-            self.tokens.add(old.token)  # a reset may still come for the old one
+            self.recent_tokens[old.sequence] = old.token  # a reset may still come for the old one
         self.retire_pending.append(old.sequence)
 
     def change(self) -> bool:
@@ -229,18 +224,34 @@ class PeerConnectionIds:
 
     def on_retire_acked(self, sequence: int) -> None:
         self.retire_unacked.discard(sequence)
+        self.recent_tokens.pop(sequence, None)
 
     def on_retire_lost(self, sequence: int) -> None:
         if sequence in self.retire_unacked:
             self.retire_unacked.discard(sequence)
             self.retire_pending.append(sequence)
 
+    def reset_tokens(self) -> list[bytes]:
+        """The tokens a stateless reset may carry now (RFC 9000 §10.3.1): the
+        ID in use and IDs used recently; not spares, not old retirements."""
+        tokens = list(self.recent_tokens.values())
+        if self.active.token is not None:
+            tokens.append(self.active.token)
+        return tokens
+
     def is_stateless_reset(self, datagram: bytes) -> bool:
-        """RFC 9000 §10.3.1: the last 16 bytes of a datagram equal a token we hold."""
-        if len(datagram) < 21 or not self.tokens:
+        """RFC 9000 §10.3.1: the last 16 bytes of a datagram equal one of
+        reset_tokens(), compared in constant time."""
+        if len(datagram) < 21:
+            return False
+        tokens = self.reset_tokens()
+        if not tokens:
             return False
         tail = bytes(datagram[-STATELESS_RESET_TOKEN_LENGTH:])
-        return any(hmac.compare_digest(tail, token) for token in self.tokens)
+        found = False
+        for token in tokens:
+            found |= hmac.compare_digest(tail, token)
+        return found
 
 
 __all__ = [

@@ -3,37 +3,54 @@
 #   - routing datagrams to connections by Destination Connection ID: the
 #     client's original DCID, the connection's own CIDs as it issues and
 #     retires them (a listener on the connection), until it terminates;
-#   - accepting new connections: an Initial of a version we support in a
-#     datagram of at least 1200 bytes (§14.1) with a DCID of at least 8 bytes
-#     (§7.2);
-#   - the caps a flood of Initials meets: at most `max_connections` live
-#     (or accepted but not yet taken) connections; past it a new client
-#     gets an Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) (§5.2.2),
-#     built from its own Initial keys without a connection; stateless
-#     replies waiting to be sent are capped at `max_pending_replies`;
+#   - accepting new connections, and keeping no state for what is not one:
+#     an Initial of a version we support in a datagram of at least 1200
+#     bytes (§14.1) with a DCID of at least 8 bytes (§7.2) is opened first
+#     with the Initial keys its DCID gives (RFC 9001 §5.2) and must hold a
+#     CRYPTO frame; only then is a QuicConnection (routes, TLS engine, a slot
+#     under the caps) created and handed the datagram.  What does not open
+#     is dropped and counted ("initial_undecryptable"), nothing remembered,
+#     nothing answered -- except a Retry: when the policy answers a client
+#     without a token with Retry, it does so before opening (stateless,
+#     smaller than the Initial, and half the work under a flood);
+#   - address validation (pyquic/address_validation.py: Retry tokens and the
+#     "never" / "always" / "auto" policy): Retry (§8.1.2) when the policy
+#     wants it; a token of ours that is expired or for another address gets
+#     an Initial with CONNECTION_CLOSE(INVALID_TOKEN) (§8.1.3); a token that
+#     is not ours is dropped while Retry is on, ignored while it is off;
+#   - the caps a flood of Initials meets: at most `max_half_open` connections
+#     whose handshake is not complete (for addresses not validated by a
+#     token; each also ends at QuicConfiguration.handshake_timeout), at most
+#     `max_connections` live (or accepted but not yet taken) connections;
+#     past a cap a new client gets Retry when the policy allows it, else an
+#     Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) (§5.2.2), both built
+#     without a connection; stateless replies waiting to be sent are capped
+#     at `max_pending_replies`;
 #   - the answers no connection owns: Version Negotiation for unknown
-#     versions (§6.1), Retry with address-validation tokens (§8.1.2, AEAD-
-#     sealed with their issue time, checked against `now` and the address),
-#     stateless reset for short-header packets of unknown CIDs (§10.3, always
-#     smaller than the packet that triggered it, so two endpoints cannot
-#     loop); everything else is dropped;
+#     versions (§6.1), Retry, stateless reset for short-header packets of
+#     unknown CIDs (§10.3, always smaller than the packet that triggered it,
+#     so two endpoints cannot loop); everything else is dropped;
 #   - collecting what every connection wants to send and the earliest timer.
 # Time (`now`) and randomness (`entropy`) come in; nothing here does I/O.
 from __future__ import annotations
 
-import os
-import struct
 from typing import Any, Callable, Optional
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tls.key_schedule import hkdf_expand_label, hkdf_extract
 
+from .address_validation import (
+    DEFAULT_RETRY_THRESHOLD,
+    RETRY_AUTO,
+    TOKEN_VALID,
+    RetryPolicy,
+    RetryTokens,
+)
 from .config import QuicConfiguration
 from .connection import QuicConnection, QuicConnectionState
 from .connection_ids import stateless_reset_token
-from .crypto import initial_keys
-from .errors import ErrorCode
-from .frames import ConnectionClose
+from .crypto import INITIAL_CIPHER_SUITE, CryptoError, derive_packet_keys
+from .errors import ErrorCode, TransportError
+from .frames import ConnectionClose, Crypto, parse_frames
 from .packet import (
     PacketDecodeError,
     PacketType,
@@ -42,54 +59,16 @@ from .packet import (
     encode_retry,
     encode_version_negotiation,
 )
+from .versions import version_info
 
 MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
 MIN_CLIENT_DCID_LENGTH = 8  # RFC 9000 §7.2
 MIN_STATELESS_RESET = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-byte token
 MAX_STATELESS_RESET = 43  # §10.3: no reason to be longer
-RETRY_TOKEN_LIFETIME = 10.0  # seconds a Retry token is accepted
-TOKEN_NONCE_LENGTH = 12
 DEFAULT_MAX_CONNECTIONS = 4096  # live plus accepted-but-not-taken connections
+DEFAULT_MAX_HALF_OPEN = 256  # connections whose handshake is not complete (unvalidated addresses)
 DEFAULT_MAX_PENDING_REPLIES = 1024  # stateless datagrams waiting to be sent
-
-
-class RetryTokens:
-    """Address-validation tokens for Retry (RFC 9000 §8.1.2): AES-GCM over
-    (issue time, original DCID, Retry SCID), bound to the client's address."""
-
-    def __init__(self, key: bytes, entropy: Callable[[int], bytes], lifetime: float = RETRY_TOKEN_LIFETIME) -> None:
-        self._aead = AESGCM(key)
-        self._entropy = entropy
-        self.lifetime = lifetime
-
-    def seal(self, addr: Any, odcid: bytes, retry_scid: bytes, now: float) -> bytes:
-        nonce = self._entropy(TOKEN_NONCE_LENGTH)
-        plain = struct.pack("!d", now) + bytes((len(odcid),)) + odcid + bytes((len(retry_scid),)) + retry_scid
-        return nonce + self._aead.encrypt(nonce, plain, _address_bytes(addr))
-
-    def open(self, token: bytes, addr: Any, now: float) -> Optional[tuple[bytes, bytes]]:
-        """(original DCID, Retry SCID) from a valid fresh token, else None."""
-        if len(token) < TOKEN_NONCE_LENGTH + 16 + 10:
-            return None
-        try:
-            plain = self._aead.decrypt(token[:TOKEN_NONCE_LENGTH], token[TOKEN_NONCE_LENGTH:], _address_bytes(addr))
-        except InvalidTag:
-            return None
-        try:
-            (issued,) = struct.unpack_from("!d", plain)
-            n = plain[8]
-            odcid = plain[9 : 9 + n]
-            m = plain[9 + n]
-            retry_scid = plain[10 + n : 10 + n + m]
-        except (struct.error, IndexError):
-            return None
-        if not issued - 1.0 <= now <= issued + self.lifetime:
-            return None
-        return odcid, retry_scid
-
-
-def _address_bytes(addr: Any) -> bytes:
-    return repr(tuple(addr)[:2]).encode()
+PRUNE_INTERVAL = 0.05  # seconds between sweeps of the half-open set under load
 
 
 class QuicEndpoint:
@@ -99,7 +78,7 @@ class QuicEndpoint:
         self,
         configuration: QuicConfiguration,
         *,
-        retry: bool = False,
+        retry: Any = RETRY_AUTO,
         stateless_reset_key: Optional[bytes] = None,
         token_key: Optional[bytes] = None,
         entropy: Optional[Callable[[int], bytes]] = None,
@@ -107,17 +86,25 @@ class QuicEndpoint:
         session_ticket_handler: Optional[Callable[[Any], None]] = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_pending_replies: int = DEFAULT_MAX_PENDING_REPLIES,
+        max_half_open: int = DEFAULT_MAX_HALF_OPEN,
+        retry_threshold: int = DEFAULT_RETRY_THRESHOLD,
+        retry_release: Optional[int] = None,
     ) -> None:
+        """`retry`: "never", "always" or "auto" (True and False mean "always"
+        and "never"); "auto" sends Retry while `retry_threshold` or more
+        connections are half-open (handshake not complete) and stops once
+        they fall below `retry_release` (default: half the threshold)."""
         if configuration.is_client:
             raise ValueError("QuicEndpoint serves: give it a server configuration")
-        if max_connections < 1 or max_pending_replies < 1:
-            raise ValueError("max_connections and max_pending_replies must be at least 1")
+        if max_connections < 1 or max_pending_replies < 1 or max_half_open < 1:
+            raise ValueError("max_connections, max_half_open and max_pending_replies must be at least 1")
         self.max_connections = max_connections
+        self.max_half_open = max_half_open
         self.max_pending_replies = max_pending_replies
         self.configuration = configuration
-        self._entropy = entropy or os.urandom
+        self._entropy = configuration.require_inputs(entropy, "QuicEndpoint")  # no default: sans-I/O
         self.reset_key = stateless_reset_key or self._entropy(32)
-        self.retry = retry
+        self.retry_policy = RetryPolicy(retry, retry_threshold, retry_release)
         self.stateless_reset = stateless_reset
         self._tokens = RetryTokens(token_key or self._entropy(16), self._entropy)
         self._session_ticket_handler = session_ticket_handler
@@ -125,14 +112,38 @@ class QuicEndpoint:
         self._cids: dict[QuicConnection, set[bytes]] = {}
         self._accepted: list[QuicConnection] = []
         self._replies: list[tuple[bytes, Any]] = []
+        # Connections whose handshake is not complete, oldest first (a dict
+        # keeps the order); those of token-validated addresses are in it too.
+        self._half_open: dict[QuicConnection, None] = {}
+        self._pruned_at = float("-inf")
         self.stats = {
             "datagrams_dropped": 0,
+            "initial_undecryptable": 0,  # Initial-shaped, but did not open: no state kept
             "version_negotiation": 0,
             "retry": 0,
+            "invalid_token": 0,  # ours, but expired or for another address: INVALID_TOKEN sent
             "stateless_reset": 0,
             "refused": 0,
             "replies_dropped": 0,
+            "half_open_peak": 0,
+            "half_open_expired": 0,  # ended before their handshake completed
         }
+
+    @property
+    def retry(self) -> str:
+        """The address-validation mode: "never", "always" or "auto"."""
+        return self.retry_policy.mode
+
+    @retry.setter
+    def retry(self, value: Any) -> None:
+        policy = self.retry_policy
+        self.retry_policy = RetryPolicy(value, policy.threshold, policy.release)
+
+    @property
+    def half_open(self) -> int:
+        """Connections created whose handshake is not complete yet."""
+        self._prune_half_open()
+        return len(self._half_open)
 
     # -- receiving -----------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> Optional[QuicConnection]:
@@ -219,23 +230,43 @@ class QuicEndpoint:
             return self._dropped()
         if len(data) < MIN_INITIAL_DATAGRAM or len(header.destination_cid) < MIN_CLIENT_DCID_LENGTH:
             return self._dropped()  # RFC 9000 §14.1, §7.2
-        odcid = header.destination_cid
-        retry_scid = None
-        if self.retry:
-            if not header.token:
-                retry_scid = self._entropy(config.connection_id_length)
-                token = self._tokens.seal(addr, header.destination_cid, retry_scid, now)
-                self._reply(
-                    encode_retry(header.version, header.source_cid, retry_scid, token, header.destination_cid), addr
-                )
-                self.stats["retry"] += 1
+        checked = self._tokens.check(header.token, addr, now) if header.token else None
+        over_cap = False
+        if checked is None:
+            # Not validated (no token, or one not ours): the policy and the half-open cap.
+            policy = self.retry_policy
+            half_open = self._count_half_open(now)
+            over_cap = half_open >= self.max_half_open
+            if policy.wants_retry(half_open) or (over_cap and policy.allows_retry):
+                if header.token:
+                    return self._dropped()  # RFC 9000 §8.1.3: a token not ours may be ignored
+                # Stateless and smaller than the Initial, so sent without
+                # opening it: under a flood Retry is the cheapest answer.
+                self._send_retry(header, addr, now)
                 return None
-            opened = self._tokens.open(header.token, addr, now)
-            if opened is None or opened[1] != header.destination_cid:
-                return self._dropped()  # RFC 9000 §8.1.3: an invalid token may be ignored
-            odcid, retry_scid = opened
+        # Nothing more happens for a datagram that does not open (RFC 9001
+        # §5.2: anyone can derive these keys, but junk cannot): no state, no answer.
+        initial_secret = self._open_first_initial(header, data)
+        if initial_secret is None:
+            self.stats["initial_undecryptable"] += 1
+            return self._dropped()
+        odcid, retry_scid = header.destination_cid, None
+        if checked is not None:
+            if checked.retry_scid != header.destination_cid:
+                return self._dropped()  # ours, but not the Retry this Initial follows
+            if checked.status != TOKEN_VALID:
+                # RFC 9000 §8.1.3 (§8.1.2): the client cannot take another Retry; tell it now.
+                self.stats["invalid_token"] += 1
+                self._close_stateless(header, initial_secret, addr, ErrorCode.INVALID_TOKEN, "invalid token")
+                return None
+            odcid, retry_scid = checked.original_dcid, checked.retry_scid
+        elif over_cap:
+            self._close_stateless(header, initial_secret, addr, ErrorCode.CONNECTION_REFUSED, "server busy")
+            self.stats["refused"] += 1
+            return None
         if len(self._cids) >= self.max_connections or len(self._accepted) >= self.max_connections:
-            self._refuse(header, addr)
+            self._close_stateless(header, initial_secret, addr, ErrorCode.CONNECTION_REFUSED, "server busy")
+            self.stats["refused"] += 1
             return None
         conn = QuicConnection(
             configuration=config,
@@ -251,23 +282,63 @@ class QuicEndpoint:
         for cid in conn.host_cids:
             self._route(conn, cid)
         self._accepted.append(conn)
+        self._half_open[conn] = None
+        if len(self._half_open) > self.stats["half_open_peak"]:
+            self.stats["half_open_peak"] = len(self._half_open)
         return conn
 
-    def _refuse(self, header: Any, addr: Any) -> None:
-        """RFC 9000 §5.2.2: an Initial carrying CONNECTION_CLOSE(CONNECTION_REFUSED),
-        protected with the Initial keys the client's DCID gives (§17.2.2)."""
-        self.stats["refused"] += 1
-        send, _ = initial_keys(header.version, header.destination_cid, is_client=False)
+    def _open_first_initial(self, header: Any, data: bytes) -> Optional[bytes]:
+        """Open the datagram's first packet (an Initial) with the client Initial
+        keys of its DCID; it must hold a CRYPTO frame (only a ClientHello starts
+        a connection).  Returns the initial secret (RFC 9001 §5.2, for a
+        stateless answer), or None.  Costs five HMACs and one AEAD open."""
+        initial_secret = hkdf_extract("sha256", version_info(header.version).initial_salt, header.destination_cid)
+        client_secret = hkdf_expand_label("sha256", initial_secret, b"client in", b"", 32)
+        keys = derive_packet_keys(header.version, INITIAL_CIPHER_SUITE, client_secret)
+        try:
+            _, payload, _ = keys.protection.unprotect(memoryview(data)[: header.length], header.pn_offset, -1)
+            frames = parse_frames(payload, PacketType.INITIAL, from_server=False).frames
+        except (CryptoError, TransportError):
+            return None
+        return initial_secret if any(type(frame) is Crypto for frame in frames) else None
+
+    def _send_retry(self, header: Any, addr: Any, now: float) -> None:
+        """RFC 9000 §8.1.2: the token carries what the connection will need."""
+        retry_scid = self._entropy(self.configuration.connection_id_length)
+        token = self._tokens.seal(addr, header.destination_cid, retry_scid, now)
+        self._reply(encode_retry(header.version, header.source_cid, retry_scid, token, header.destination_cid), addr)
+        self.stats["retry"] += 1
+
+    def _close_stateless(self, header: Any, initial_secret: bytes, addr: Any, code: int, reason: str) -> None:
+        """An Initial carrying CONNECTION_CLOSE(code), no connection behind it:
+        CONNECTION_REFUSED (RFC 9000 §5.2.2) or INVALID_TOKEN (§8.1.3), protected
+        with the server Initial keys the client's DCID gives (§17.2.2)."""
+        server_secret = hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32)
+        send = derive_packet_keys(header.version, INITIAL_CIPHER_SUITE, server_secret)
         payload = bytearray()
         # Long enough for the header protection sample (RFC 9001 §5.4.2):
         # packet number and payload are well over 4 bytes.
-        ConnectionClose(ErrorCode.CONNECTION_REFUSED, 0, "server busy").encode(payload)
+        ConnectionClose(code, 0, reason).encode(payload)
         pn_length = 1
         scid = self._entropy(self.configuration.connection_id_length)
         head = encode_long_header(
             header.version, PacketType.INITIAL, header.source_cid, scid, 0, pn_length, payload_length=len(payload) + 16
         )
         self._reply(send.protection.protect(head, payload, 0), addr)
+
+    def _count_half_open(self, now: float) -> int:
+        # Connections leave the set as they complete or end (_after, forget);
+        # near the limits, sweep for any that did so unseen (driven directly),
+        # at most every PRUNE_INTERVAL (a flood calls this per datagram).
+        if len(self._half_open) >= min(self.max_half_open, self.retry_policy.release):
+            if not self._pruned_at <= now < self._pruned_at + PRUNE_INTERVAL:
+                self._pruned_at = now
+                self._prune_half_open()
+        return len(self._half_open)
+
+    def _prune_half_open(self) -> None:
+        for conn in [c for c in self._half_open if c.handshake_complete or c.state == QuicConnectionState.TERMINATED]:
+            self._after(conn)
 
     def _reply(self, data: bytes, addr: Any) -> None:
         if len(self._replies) >= self.max_pending_replies:
@@ -303,9 +374,17 @@ class QuicEndpoint:
 
     def _after(self, conn: QuicConnection) -> None:
         if conn.state == QuicConnectionState.TERMINATED:
-            self._forget(conn)
+            self.forget(conn)
+        elif conn.handshake_complete and conn in self._half_open:
+            del self._half_open[conn]
 
-    def _forget(self, conn: QuicConnection) -> None:
+    def forget(self, conn: QuicConnection) -> None:
+        """Drop a terminated connection's routes and its place under the caps
+        (the asyncio server calls this as soon as a connection terminates)."""
+        if conn in self._half_open:
+            del self._half_open[conn]
+            if not conn.handshake_complete:
+                self.stats["half_open_expired"] += 1
         for cid in self._cids.pop(conn, ()):
             if self._routes.get(cid) is conn:
                 del self._routes[cid]

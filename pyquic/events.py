@@ -30,6 +30,17 @@ class HandshakeCompleted(QuicEvent):
 
 
 @dataclass(slots=True)
+class ZeroRttRejected(QuicEvent):
+    """The server refused our 0-RTT data (RFC 9001 §4.6.2).  What those
+    packets carried goes again in 1-RTT: `resent` maps each stream ID to the
+    bytes of it that were sent in 0-RTT and are sent again.  The server's
+    new limits (possibly lower) apply from now on; an application that
+    assumed anything of the 0-RTT attempt (ALPN, settings) should check."""
+
+    resent: dict[int, int]
+
+
+@dataclass(slots=True)
 class StreamDataReceived(QuicEvent):
     stream_id: int
     data: bytes = field(repr=False)
@@ -95,6 +106,7 @@ __all__ = [
     "QuicEvent",
     "ProtocolNegotiated",
     "HandshakeCompleted",
+    "ZeroRttRejected",
     "StreamDataReceived",
     "StreamReset",
     "StopSendingReceived",

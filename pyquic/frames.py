@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional, Union
 
-from .buffer import BufferReadError, decode_varint, encode_varint
+from .buffer import BufferReadError, decode_varint, encode_varint, varint_size as _varint_size
 from .errors import TransportError, UsageError
 from .frame_types import (  # noqa: F401  (re-exported: frames.X is the one import callers need)
     _ACK_ELICITING,
@@ -310,7 +310,15 @@ class HandshakeDone(NamedTuple):
 
 class Datagram(NamedTuple):
     data: bytes
+    with_length: bool = True  # as received: type 0x31 (True) or 0x30
     TYPE = FrameType.DATAGRAM
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire, type and length included (what RFC 9221's
+        max_datagram_frame_size limits)."""
+        n = len(self.data)
+        return 1 + n + (_varint_size(n) if self.with_length else 0)
 
     def encode(self, out: bytearray, last: bool = False) -> None:
         """`last=True` sends type 0x30 (no length; runs to the end of the packet)."""
@@ -583,8 +591,8 @@ def _p_datagram(data: bytes, pos: int, t: int) -> tuple[Frame, int]:
     if t == 0x31:
         length, pos = decode_varint(data, pos)
         value, pos = _bytes_at(data, pos, length)
-        return _tuple_new(Datagram, (value,)), pos
-    return _tuple_new(Datagram, (data[pos:],)), len(data)
+        return _tuple_new(Datagram, (value, True)), pos
+    return _tuple_new(Datagram, (data[pos:], False)), len(data)
 
 
 _PARSERS = {

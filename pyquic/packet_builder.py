@@ -13,13 +13,22 @@
 #   - the limits on what may go: congestion window, pacing, PTO probes
 #     (which ignore the window, RFC 9002 §7.5), the server's 3x
 #     anti-amplification budget (RFC 9000 §8.1);
-#   - the SentPacket records and their frame records, and what an
-#     acknowledgment or a loss of each record means (on_packet_acked /
-#     on_packet_lost).
-# The connection owns the state; this module reads and updates it.
+#   - the SentPacket records and their frame records (what an
+#     acknowledgment or a loss of each record means is sent_records.py's,
+#     the base class);
+#   - the send-side queues only it consumes (PINGs, DATAGRAM frames,
+#     HANDSHAKE_DONE, PATH_RESPONSEs, control frames taken from their owners);
+#     the connection fills them through queue_*() methods.
+# Its collaborators come in explicitly: the stream manager, both connection-ID
+# sets, the path validator, configuration and stats at construction; spaces,
+# loss recovery and 0-RTT keys through reset() (Retry and Version Negotiation
+# replace them); the per-build facts as a SendFacts; what the connection must
+# hear (packet sent, eliciting sent, Handshake sent, PING acknowledged) as
+# callbacks.  The bytes a build sent are left in bytes_sent.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from typing import TYPE_CHECKING, Optional
 
 from .buffer import encode_varint, varint_size
@@ -28,34 +37,23 @@ from .frames import (
     ConnectionClose,
     Datagram,
     FrameType,
-    HandshakeDone,
     NewConnectionId,
     PathChallenge,
     PathResponse,
-    Ping,
     RetireConnectionId,
     crypto_frame_header,
     stream_frame_header,
 )
 from .packet import PacketType, encode_long_header, packet_number_length
 from .recovery import PacketNumberSpace, SentPacket
+from .sent_records import K_ACK, K_CRYPTO, K_HANDSHAKE_DONE, K_NEW_CID, K_PING, K_RETIRE_CID, K_STREAM, K_STREAM_CTRL, SentRecords
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .connection import QuicConnection
+    from .spaces import KeyPhases
 
 INITIAL = PacketNumberSpace.INITIAL
 HANDSHAKE = PacketNumberSpace.HANDSHAKE
 APPLICATION = PacketNumberSpace.APPLICATION
-
-# Frame records kept in SentPacket.frames: tuples whose first item is one of these.
-K_ACK = 0  # (K_ACK, space, largest acknowledged)
-K_CRYPTO = 1  # (K_CRYPTO, space, offset, length)
-K_STREAM = 2  # (K_STREAM, stream_id, offset, length, fin)
-K_STREAM_CTRL = 3  # (K_STREAM_CTRL, frame) a StreamManager frame
-K_HANDSHAKE_DONE = 4  # (K_HANDSHAKE_DONE,)
-K_NEW_CID = 5  # (K_NEW_CID, frame)
-K_RETIRE_CID = 6  # (K_RETIRE_CID, sequence)
-K_PING = 7  # (K_PING, uid or None)
 
 TAG = 16
 MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
@@ -82,19 +80,100 @@ _HANDSHAKE_DONE_BYTES = bytes((FrameType.HANDSHAKE_DONE,))
 _PING_BYTE = bytes((FrameType.PING,))
 
 
-class PacketBuilder:
+class SendFacts:
+    """What the builder reads from the connection for one build (read-only)."""
+
+    __slots__ = ("one_rtt", "version", "token", "validated", "budget", "mds", "closing", "streams_ready", "qlog")
+
+    def __init__(
+        self, one_rtt: Optional["KeyPhases"], version: int, token: bytes, validated: bool, budget: int,
+        mds: int, closing: bool, streams_ready: bool, qlog,
+    ) -> None:
+        self.one_rtt = one_rtt
+        self.version = version
+        self.token = token
+        self.validated = validated
+        self.budget = budget  # anti-amplification bytes left before this build (RFC 9000 §8.1)
+        self.mds = mds
+        self.closing = closing
+        self.streams_ready = streams_ready
+        self.qlog = qlog
+
+
+class PacketBuilder(SentRecords):
     """Builds the datagrams of one connection; see the module header."""
 
-    def __init__(self, connection: "QuicConnection") -> None:
-        self.c = connection
+    def __init__(
+        self, *, is_client: bool, streams, local_cids, peer_cids, paths, configuration, stats,
+        can_send_eliciting, on_packet_sent, on_eliciting_sent, on_handshake_sent, on_ping_acked,
+    ) -> None:
+        self.is_client = is_client
+        self.streams = streams
+        self.local_cids = local_cids
+        self.peer_cids = peer_cids
+        self.paths = paths
+        self.configuration = configuration
+        self.stats = stats
+        self.can_send_eliciting = can_send_eliciting  # (now) -> bool; sets the pacing wake-up
+        self.on_packet_sent = on_packet_sent  # (space, pn, size, eliciting, records, now), long/0-RTT packets
+        self.on_eliciting_sent = on_eliciting_sent  # (now), once per 1-RTT burst that sent ack-eliciting packets
+        self.on_handshake_sent = on_handshake_sent  # (now), a client sent a Handshake packet (RFC 9001 §4.9.1)
+        self.on_ping_acked = on_ping_acked  # (uid)
+        self.spaces: list = []
+        self.loss = None
+        self.zero_rtt = None
+        self.f: SendFacts = None  # type: ignore[assignment]  # the facts of the build under way
+        self.bytes_sent = 0  # ... and what it has sent so far
+        # send-side queues
         self.ctrl: list = []  # control frames taken from their owners, not yet sent
         self.pad_packet = False  # the packet being filled carries a PATH_CHALLENGE
+        self.pings: list = []  # PING uids asked for by the application
+        self.datagrams: deque = deque()  # DATAGRAM frame payloads (RFC 9221)
+        self.path_responses: list = []
+        self.handshake_done_pending = False
+        self.ping_eliciting_needed = False  # recovery wants an ack-eliciting frame
+
+    def reset(self, spaces: list, loss, zero_rtt) -> None:
+        """The spaces, loss recovery and 0-RTT keys in use (again after Retry or Version Negotiation)."""
+        self.spaces = spaces
+        self.loss = loss
+        self.zero_rtt = zero_rtt
+
+    # ------------------------------------------------------------------
+    # what the connection queues
+    def queue_ping(self, uid: int) -> None:
+        self.pings.append(uid)
+
+    def queue_datagram(self, data: bytes, limit: int) -> bool:
+        """False when `limit` frames are already waiting."""
+        if len(self.datagrams) >= limit:
+            return False
+        self.datagrams.append(data)
+        return True
+
+    def queue_path_response(self, frame: PathResponse, limit: int) -> None:
+        responses = self.path_responses
+        responses.append(frame)
+        del responses[:-limit]
+
+    def queue_handshake_done(self) -> None:
+        self.handshake_done_pending = True
+
+    def request_ack_eliciting(self) -> None:
+        self.ping_eliciting_needed = True
+
+    def drop_queued(self) -> None:
+        """Closing: queued PINGs and DATAGRAM frames will not go."""
+        self.pings.clear()
+        self.datagrams.clear()
 
     # ------------------------------------------------------------------
     # entry points
-    def build(self, now: float) -> list[tuple[bytes, int]]:
-        """Everything that may be sent now, as (buffer, segment_size) batches."""
-        c = self.c
+    def build(self, now: float, facts: SendFacts) -> list[tuple[bytes, int]]:
+        """Everything that may be sent now, as (buffer, segment_size) batches;
+        self.bytes_sent says how many bytes they hold."""
+        self.f = f = facts
+        self.bytes_sent = 0
         out: list[tuple[bytes, int]] = []
         self._collect_control(now)
         for _ in range(16):  # handshake datagrams (a flight is a few datagrams)
@@ -104,11 +183,11 @@ class PacketBuilder:
             if datagram is None:
                 break
             out.append((datagram, len(datagram)))
-        if c._one_rtt is not None and not c._closing:
+        if f.one_rtt is not None and not f.closing:
             self._build_short(now, out)
             # Stopping for flow control may have made *_BLOCKED due (RFC 9000
             # §4.1): send it in this round, not after the peer's next packet.
-            if c._streams_ready and c._streams.blocked_pending:
+            if f.streams_ready and self.streams.blocked_pending:
                 self._collect_control(now)
                 if self.ctrl:
                     self._build_short(now, out)
@@ -118,18 +197,18 @@ class PacketBuilder:
 
     def _zero_rtt_open(self) -> bool:
         """A client may still send 0-RTT packets (keys, no 1-RTT keys yet)."""
-        c = self.c
-        return c._zero_rtt_send is not None and c._one_rtt is None and c._streams_ready and not c._closing
+        f = self.f
+        return self.zero_rtt.send is not None and f.one_rtt is None and f.streams_ready and not f.closing
 
     def _build_zero_rtt(self, now: float, out: list) -> None:
         """Client: stream data before the handshake completes, one 0-RTT
         packet per datagram, within the congestion window (RFC 9001 §4.6.1)."""
-        c = self.c
+        f = self.f
         overhead = self._long_overhead()
         for _ in range(GSO_MAX_SEGMENTS):
-            if not c._can_send_eliciting(now):
+            if not self.can_send_eliciting(now):
                 break
-            content = self._fill_app(c._mds - overhead, now, True, True)
+            content = self._fill_app(f.mds - overhead, now, True, True)
             if content is None or not content[2]:
                 break
             datagram = self._finish_datagram([[APPLICATION, *content]], now, pad=False)
@@ -139,59 +218,57 @@ class PacketBuilder:
         """Bytes a long header (no token) and the AEAD tag take at most: first
         byte, version, both CIDs with their lengths, a 2-byte Length, a
         4-byte packet number."""
-        c = self.c
-        return 7 + len(c._peer_cids.cid) + len(c._local_cids.host_cid) + 2 + 4 + TAG
+        return 7 + len(self.peer_cids.cid) + len(self.local_cids.host_cid) + 2 + 4 + TAG
 
-    def build_close(self, now: float) -> Optional[bytes]:
+    def build_close(self, now: float, facts: SendFacts, frame: ConnectionClose, confirmed: bool) -> Optional[bytes]:
         """One datagram carrying CONNECTION_CLOSE in every space we can send in
         (RFC 9000 §10.2.3: Initial/Handshake too before confirmation, where an
         application close becomes APPLICATION_ERROR without a reason)."""
-        c = self.c
-        frame: ConnectionClose = c._close_frame
+        self.f = facts
+        self.bytes_sent = 0
         parts = []
         for sid in (INITIAL, HANDSHAKE):
-            space = c._spaces[sid]
-            if space.send_keys is None or space.discarded or c._handshake_confirmed:
+            space = self.spaces[sid]
+            if space.send_keys is None or space.discarded or confirmed:
                 continue
-            f = frame
-            if f.application:
-                f = ConnectionClose(0x0C, 0, "", False)
+            close = frame
+            if close.application:
+                close = ConnectionClose(0x0C, 0, "", False)
             payload = bytearray()
-            f.encode(payload)
+            close.encode(payload)
             parts.append([sid, payload, [], False])
-        if c._one_rtt is not None:
+        if facts.one_rtt is not None:
             payload = bytearray()
             frame.encode(payload)
             parts.append([APPLICATION, payload, [], False])
         if not parts:
             return None
-        return self._finish_datagram(parts, now, pad=c.is_client and parts[0][0] == INITIAL)
+        return self._finish_datagram(parts, now, pad=self.is_client and parts[0][0] == INITIAL)
 
     # ------------------------------------------------------------------
     # control frames
     def _collect_control(self, now: float) -> None:
-        c = self.c
-        if c._one_rtt is None:
+        f = self.f
+        if f.one_rtt is None:
             return
         ctrl = self.ctrl
-        if c._streams_ready:
-            ctrl.extend(c._streams.take_control_frames(now, c._loss.rtt.smoothed_rtt))
-        if c._local_cids.pending:
-            ctrl.extend(c._local_cids.take_frames())
-        if c._peer_cids.retire_pending:
-            ctrl.extend(c._peer_cids.take_frames())
-        if c._path_responses:
-            ctrl.extend(c._path_responses)
-            c._path_responses.clear()
-        if c._paths.frames:
-            ctrl.extend(c._paths.take_frames())
+        if f.streams_ready:
+            ctrl.extend(self.streams.take_control_frames(now, self.loss.rtt.smoothed_rtt))
+        if self.local_cids.pending:
+            ctrl.extend(self.local_cids.take_frames())
+        if self.peer_cids.retire_pending:
+            ctrl.extend(self.peer_cids.take_frames())
+        if self.path_responses:
+            ctrl.extend(self.path_responses)
+            self.path_responses.clear()
+        if self.paths.frames:
+            ctrl.extend(self.paths.take_frames())
 
     # ------------------------------------------------------------------
     # long-header (handshake) datagrams
     def _long_work(self, now: float) -> bool:
-        c = self.c
         for sid in (INITIAL, HANDSHAKE):
-            space = c._spaces[sid]
+            space = self.spaces[sid]
             if space.send_keys is None or space.discarded:
                 continue
             if space.crypto_send.has_pending or space.probes or space.ack.ack_due(now):
@@ -200,31 +277,31 @@ class PacketBuilder:
 
     def _budget(self) -> int:
         """Bytes the anti-amplification limit still allows (RFC 9000 §8.1)."""
-        c = self.c
-        if c._address_validated:
+        f = self.f
+        if f.validated:
             return 1 << 30
-        return 3 * c._bytes_received - c._bytes_sent
+        return f.budget - self.bytes_sent
 
     def _build_coalesced(self, now: float) -> Optional[bytes]:
-        c = self.c
+        f = self.f
         budget = self._budget()
-        remaining = min(c._mds, budget)
+        remaining = min(f.mds, budget)
         # A server's ack-eliciting Initial must fill 1200 bytes (RFC 9000 §14.1);
         # below that budget only an ACK may go in Initial.
-        initial_ack_only = not c.is_client and budget < MIN_INITIAL_DATAGRAM
+        initial_ack_only = not self.is_client and budget < MIN_INITIAL_DATAGRAM
         # CRYPTO counts against the congestion window like any ack-eliciting
         # data (RFC 9002 §7); ACKs and PTO probes are never held back by it.
-        cwnd_open = c._loss.cc.can_send(c._mds)
-        dcid_len = len(c._peer_cids.cid)
+        cwnd_open = self.loss.cc.can_send(f.mds)
+        dcid_len = len(self.peer_cids.cid)
         long_overhead = self._long_overhead()
         parts: list = []
         for sid in (INITIAL, HANDSHAKE):
-            space = c._spaces[sid]
+            space = self.spaces[sid]
             if space.send_keys is None or space.discarded:
                 continue
             overhead = long_overhead
             if sid == INITIAL:
-                overhead += varint_size(len(c._token)) + len(c._token)
+                overhead += varint_size(len(f.token)) + len(f.token)
             room = remaining - overhead
             if room < 48:
                 break
@@ -237,35 +314,35 @@ class PacketBuilder:
             remaining -= overhead + len(payload)
         if not parts:
             return None
-        kp = c._one_rtt
-        if kp is not None and not c._closing and remaining > 64 + dcid_len:
+        kp = f.one_rtt
+        if kp is not None and not f.closing and remaining > 64 + dcid_len:
             room = remaining - (1 + dcid_len + 4 + TAG)
-            content = self._fill_app(room, now, True, c._can_send_eliciting(now))
+            content = self._fill_app(room, now, True, self.can_send_eliciting(now))
             if content is not None:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
-        elif self._zero_rtt_open() and remaining > 48 + long_overhead and c._can_send_eliciting(now):
+        elif self._zero_rtt_open() and remaining > 48 + long_overhead and self.can_send_eliciting(now):
             # 0-RTT rides in the client's Initial datagram (RFC 9000 §12.2).
             room = remaining - long_overhead
             content = self._fill_app(room, now, True, True)
             if content is not None and content[2]:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
         has_initial = parts[0][0] == INITIAL
-        pad = has_initial and (c.is_client or parts[0][3])
+        pad = has_initial and (self.is_client or parts[0][3])
         return self._finish_datagram(parts, now, pad)
 
     def _finish_datagram(self, parts: list, now: float, pad: bool) -> bytes:
         """Headers, padding, protection and records for the packets of one datagram."""
-        c = self.c
-        loss = c._loss
-        version = c._version
-        dcid = c._peer_cids.cid
-        scid = c._local_cids.host_cid
+        f = self.f
+        loss = self.loss
+        version = f.version
+        dcid = self.peer_cids.cid
+        scid = self.local_cids.host_cid
         # Plain sizes first, to know how much padding the datagram needs.
         plans = []
         total = 0
-        short_app = c._one_rtt is not None  # APPLICATION is 1-RTT, else (client, before it) 0-RTT
+        short_app = f.one_rtt is not None  # APPLICATION is 1-RTT, else (client, before it) 0-RTT
         for sid, payload, records, eliciting in parts:
-            space = c._spaces[sid]
+            space = self.spaces[sid]
             pn = space.next_pn
             pn_len = packet_number_length(pn, loss.largest_acked(sid))
             if len(payload) < 4 - pn_len:
@@ -275,7 +352,7 @@ class PacketBuilder:
             else:
                 header_len = 7 + len(dcid) + len(scid) + 2 + pn_len
                 if sid == INITIAL:
-                    header_len += varint_size(len(c._token)) + len(c._token)
+                    header_len += varint_size(len(f.token)) + len(f.token)
             plans.append([sid, payload, records, eliciting, pn, pn_len])
             total += header_len + len(payload) + TAG
         padded = False
@@ -286,9 +363,9 @@ class PacketBuilder:
         chunks = []
         sent_handshake = False
         for i, (sid, payload, records, eliciting, pn, pn_len) in enumerate(plans):
-            space = c._spaces[sid]
+            space = self.spaces[sid]
             if sid == APPLICATION and short_app:
-                kp = c._one_rtt
+                kp = f.one_rtt
                 header = _short_header(dcid, pn, pn_len, kp.send_phase)
                 protection = kp.send.protection
                 kp.sent_with_key += 1
@@ -296,13 +373,13 @@ class PacketBuilder:
                 header = encode_long_header(
                     version, PacketType.ZERO_RTT, dcid, scid, pn, pn_len, payload_length=len(payload) + TAG
                 )
-                protection = c._zero_rtt_send.protection
-                c._stats.zero_rtt_packets_sent += 1
+                protection = self.zero_rtt.send.protection
+                self.stats.zero_rtt_packets_sent += 1
             else:
                 ptype = PacketType.INITIAL if sid == INITIAL else PacketType.HANDSHAKE
                 header = encode_long_header(
                     version, ptype, dcid, scid, pn, pn_len,
-                    token=c._token if sid == INITIAL else b"", payload_length=len(payload) + TAG,
+                    token=f.token if sid == INITIAL else b"", payload_length=len(payload) + TAG,
                 )
                 protection = space.send_keys.protection
                 if sid == HANDSHAKE:
@@ -312,12 +389,12 @@ class PacketBuilder:
             space.next_pn = pn + 1
             in_flight = eliciting or (padded and i == len(plans) - 1)
             loss.on_packet_sent(SentPacket(sid, pn, now, len(packet), eliciting, in_flight, records))
-            c._on_packet_sent(sid, pn, len(packet), eliciting, records, now)
+            self.on_packet_sent(sid, pn, len(packet), eliciting, records, now)
         datagram = b"".join(chunks)
-        c._bytes_sent += len(datagram)
-        if sent_handshake and c.is_client and not c._spaces[INITIAL].discarded:
+        self.bytes_sent += len(datagram)
+        if sent_handshake and self.is_client and not self.spaces[INITIAL].discarded:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
-            c._discard_space(INITIAL, now)
+            self.on_handshake_sent(now)
         return datagram
 
     def _fill_long(self, space, room: int, now: float, ack_only: bool = False):
@@ -326,7 +403,9 @@ class PacketBuilder:
         records: list = []
         eliciting = False
         ack = space.ack
-        if ack.ack_pending and (ack.ack_due(now) or space.crypto_send.has_pending or space.probes):
+        if (ack.ack_pending and (ack.ack_due(now) or space.crypto_send.has_pending)) or (space.probes and ack.has_ranges):
+            # A probe carries an ACK whenever there is anything to acknowledge,
+            # even if an ACK of it went out before (and may have been lost).
             self._write_ack(space, payload, records, room, now)
         if ack_only:
             return (payload, records, False) if payload else None
@@ -379,32 +458,37 @@ class PacketBuilder:
     # 1-RTT
     def _fill_app(self, room: int, now: float, first: bool, can_elicit: bool):
         """A 1-RTT payload of at most `room` bytes, or None."""
-        c = self.c
-        space = c._spaces[APPLICATION]
+        f = self.f
+        space = self.spaces[APPLICATION]
         payload = bytearray()
         records: list = []
         eliciting = False
         ack = space.ack
         if ack.ack_pending and (ack.ack_due(now) or (first and can_elicit and self._app_has_data())):
             self._write_ack(space, payload, records, room, now)
+        elif first and space.probes and ack.has_ranges:
+            # RFC 9002 §6.2.4: a probe may carry any frame; with an ACK in it
+            # the peer learns what arrived even when our ACK-only packets
+            # were lost (a blackhole), instead of backing off further.
+            self._write_ack(space, payload, records, room, now)
         if not can_elicit:
             if not payload:
                 return None
             return payload, records, False
-        if c._handshake_done_pending and room - len(payload) > 1:
-            c._handshake_done_pending = False
+        if self.handshake_done_pending and room - len(payload) > 1:
+            self.handshake_done_pending = False
             payload += _HANDSHAKE_DONE_BYTES
             records.append(_HANDSHAKE_DONE)
             eliciting = True
         if self.ctrl:
             eliciting |= self._write_control(payload, records, room)
-        if c._pings:
-            while c._pings and room - len(payload) > 1:
+        if self.pings:
+            while self.pings and room - len(payload) > 1:
                 payload += _PING_BYTE
-                records.append((K_PING, c._pings.pop(0)))
+                records.append((K_PING, self.pings.pop(0)))
                 eliciting = True
-        if c._datagrams_pending:
-            queue = c._datagrams_pending
+        if self.datagrams:
+            queue = self.datagrams
             while queue and room - len(payload) > len(queue[0]) + 9:
                 Datagram(queue.popleft()).encode(payload)
                 eliciting = True
@@ -418,8 +502,8 @@ class PacketBuilder:
                 payload += data
                 records.append((K_CRYPTO, APPLICATION, offset, len(data)))
                 eliciting = True
-        if c._streams_ready:
-            streams = c._streams
+        if f.streams_ready:
+            streams = self.streams
             while room - len(payload) > 8:
                 frame = streams.next_stream_frame(room - len(payload))
                 if frame is None:
@@ -435,21 +519,21 @@ class PacketBuilder:
                 records.append((K_PING, None))
                 eliciting = True
             space.probes -= 1
-        if c._ping_eliciting_needed and not eliciting and payload and len(payload) < room:
+        if self.ping_eliciting_needed and not eliciting and payload and len(payload) < room:
             # recovery asks for an ack-eliciting frame now and then (ACK-only senders)
             payload += _PING_BYTE
             records.append((K_PING, None))
             eliciting = True
-            c._ping_eliciting_needed = False
+            self.ping_eliciting_needed = False
         if not payload:
             return None
         return payload, records, eliciting
 
     def _app_has_data(self) -> bool:
-        c = self.c
+        f = self.f
         return bool(
-            self.ctrl or c._pings or c._datagrams_pending or c._handshake_done_pending
-            or c._spaces[APPLICATION].probes or (c._streams_ready and c._streams.has_queued)
+            self.ctrl or self.pings or self.datagrams or self.handshake_done_pending
+            or self.spaces[APPLICATION].probes or (f.streams_ready and self.streams.has_queued)
         )
 
     def _write_control(self, payload: bytearray, records: list, room: int) -> bool:
@@ -457,7 +541,7 @@ class PacketBuilder:
 
         left_over = []
         wrote = False
-        counts = self.c._stats.frames_sent
+        counts = self.stats.frames_sent
         for frame in self.ctrl:
             before = len(payload)
             frame.encode(payload)
@@ -486,25 +570,26 @@ class PacketBuilder:
         Packets that carry only STREAM data (the bulk of a transfer) take a
         fast path; anything else (ACKs due, control frames, probes...) goes
         through _fill_app."""
-        c = self.c
-        kp = c._one_rtt
-        space = c._spaces[APPLICATION]
+        f = self.f
+        kp = f.one_rtt
+        space = self.spaces[APPLICATION]
         ack = space.ack
-        loss = c._loss
+        loss = self.loss
         cc = loss.cc
         pacer = loss.pacer
-        streams = c._streams
+        streams = self.streams
         crypto = space.crypto_send
         on_packet_sent = loss.on_packet_sent
-        stats = c._stats
-        mds = c._mds
-        dcid = c._peer_cids.cid
+        stats = self.stats
+        mds = f.mds
+        dcid = self.peer_cids.cid
         largest_acked = loss.largest_acked(APPLICATION)
-        validated = c._address_validated
-        pacing = c._configuration.pacing and pacer.rate is not None
+        validated = f.validated
+        pacing = self.configuration.pacing and pacer.rate is not None
         # Full-sized packets pacing lets through right now (the bucket does
         # not refill while `now` stands still).
-        paced = pacer.burst_size(now) if pacing else 1 << 30
+        paced = paced_start = pacer.burst_size(now) if pacing else 1 << 30
+        qlog = f.qlog
         protection = kp.send.protection
         phase = kp.send_phase
         batch: list = []
@@ -527,7 +612,6 @@ class PacketBuilder:
                 budget = self._budget()
                 size_limit = mds if budget >= mds else budget
                 if size_limit < 64:
-                    c._amplification_blocked = True
                     break
             pn = space.next_pn
             if pn >= pn_len_until:  # the length holds up to pn_len_until (once per length, not per packet)
@@ -536,8 +620,8 @@ class PacketBuilder:
             header_len = 1 + dcid_len + pn_len
             room = size_limit - header_len - TAG
             if not calm and (
-                space.probes or self.ctrl or c._pings or c._datagrams_pending or c._handshake_done_pending
-                or c._ping_eliciting_needed or crypto.has_pending or ack.ack_due(now)
+                space.probes or self.ctrl or self.pings or self.datagrams or self.handshake_done_pending
+                or self.ping_eliciting_needed or crypto.has_pending or ack.ack_due(now)
                 or (first and ack.ack_pending)
             ):
                 if space.probes:
@@ -547,7 +631,7 @@ class PacketBuilder:
                 elif paced > 0:
                     can_elicit = True
                 else:
-                    can_elicit = c._can_send_eliciting(now)  # sets the pacing wake-up
+                    can_elicit = self.can_send_eliciting(now)  # sets the pacing wake-up
                 content = self._fill_app(room, now, first, can_elicit)
                 if content is None:
                     break
@@ -561,7 +645,7 @@ class PacketBuilder:
                 if not cc.can_send(mds):
                     break
                 if paced <= 0:
-                    c._can_send_eliciting(now)  # sets the pacing timer
+                    self.can_send_eliciting(now)  # sets the pacing timer
                     break
                 if fetched < len(prefetched):
                     frame = prefetched[fetched]
@@ -616,14 +700,10 @@ class PacketBuilder:
             on_packet_sent(SentPacket(APPLICATION, pn, now, size, eliciting, eliciting or padded, records))
             if eliciting:
                 paced -= 1
-                if c._idle_restart_on_send:
-                    # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
-                    c._last_activity = now
-                    c._idle_restart_on_send = False
             stats.packets_sent += 1
-            if c._qlog is not None:
-                c._qlog.packet_sent(now, APPLICATION, pn, size, records)
-            c._bytes_sent += size
+            if qlog is not None:
+                qlog.packet_sent(now, APPLICATION, pn, size, records)
+            self.bytes_sent += size
             if batch and (size > segment or len(batch) >= GSO_MAX_SEGMENTS or batch_bytes + size > GSO_MAX_BYTES):
                 out.append((protection.protect_batch(batch), segment))
                 batch = []
@@ -637,6 +717,8 @@ class PacketBuilder:
                 batch = []
         if batch:
             out.append((protection.protect_batch(batch), segment))
+        if paced < paced_start:  # once per burst: `now` is the same for every packet
+            self.on_eliciting_sent(now)
         for frame in prefetched[fetched:]:
             streams.on_frame_lost(frame)  # taken but not sent: back to the stream
 
@@ -649,93 +731,4 @@ def _short_header(dcid: bytes, pn: int, pn_len: int, key_phase: int) -> bytes:
     )
 
 
-# ----------------------------------------------------------------------
-# what acknowledgments and losses of sent packets mean
-
-
-def on_packets_acked(c: "QuicConnection", packets: list) -> None:
-    """The records of newly acknowledged packets (in packet number order).
-    Contiguous STREAM ranges of one stream -- a bulk transfer's packets --
-    are merged into one acknowledgment for the stream."""
-    streams = c._streams
-    run_id = run_start = run_end = -1
-    run_fin = False
-    for packet in packets:
-        frames = packet.frames
-        if len(frames) == 1:
-            record = frames[0]
-            if record[0] == K_STREAM:
-                if record[1] == run_id and record[2] == run_end and not run_fin:
-                    run_end += record[3]
-                    run_fin = record[4]
-                    continue
-                if run_id >= 0:
-                    streams.on_stream_frame_acked(run_id, run_start, run_end - run_start, run_fin)
-                run_id, run_start, run_end, run_fin = record[1], record[2], record[2] + record[3], record[4]
-                continue
-        on_packet_acked(c, packet)
-    if run_id >= 0:
-        streams.on_stream_frame_acked(run_id, run_start, run_end - run_start, run_fin)
-
-
-def on_packet_acked(c: "QuicConnection", packet: SentPacket) -> None:
-    streams = c._streams
-    for record in packet.frames:
-        kind = record[0]
-        if kind == K_STREAM:
-            streams.on_stream_frame_acked(record[1], record[2], record[3], record[4])
-        elif kind == K_ACK:
-            c._spaces[record[1]].ack.on_ack_of_ack(record[2])
-        elif kind == K_CRYPTO:
-            space = c._spaces[record[1]]
-            if not space.discarded:
-                space.crypto_send.on_data_acked(record[2], record[3], False)
-        elif kind == K_STREAM_CTRL:
-            streams.on_frame_acked(record[1])
-        elif kind == K_PING:
-            if record[1] is not None:
-                c._on_ping_acked(record[1])
-        elif kind == K_RETIRE_CID:
-            c._peer_cids.on_retire_acked(record[1])
-
-
-def on_packet_lost(c: "QuicConnection", packet: SentPacket) -> None:
-    streams = c._streams
-    for record in packet.frames:
-        kind = record[0]
-        if kind == K_STREAM:
-            streams.on_stream_frame_lost(record[1], record[2], record[3], record[4])
-        elif kind == K_CRYPTO:
-            space = c._spaces[record[1]]
-            if not space.discarded:
-                space.crypto_send.on_data_lost(record[2], record[3], False)
-        elif kind == K_STREAM_CTRL:
-            streams.on_frame_lost(record[1])
-        elif kind == K_HANDSHAKE_DONE:
-            c._handshake_done_pending = True
-        elif kind == K_NEW_CID:
-            c._local_cids.on_frame_lost(record[1])
-        elif kind == K_RETIRE_CID:
-            c._peer_cids.on_retire_lost(record[1])
-        elif kind == K_PING:
-            if record[1] is not None:
-                c._pings.append(record[1])
-
-
-def requeue_for_probe(c: "QuicConnection", packet: SentPacket) -> None:
-    """A PTO probe resends this outstanding packet's retransmittable content
-    (the original may still be acknowledged; the buffers drop duplicates)."""
-    streams = c._streams
-    for record in packet.frames:
-        kind = record[0]
-        if kind == K_CRYPTO:
-            space = c._spaces[record[1]]
-            if not space.discarded:
-                space.crypto_send.on_data_lost(record[2], record[3], False)
-        elif kind == K_STREAM:
-            streams.on_stream_frame_lost(record[1], record[2], record[3], record[4])
-        elif kind == K_HANDSHAKE_DONE:
-            c._handshake_done_pending = True
-
-
-__all__ = ["PacketBuilder", "on_packet_acked", "on_packets_acked", "on_packet_lost", "requeue_for_probe", "encode_varint"]
+__all__ = ["PacketBuilder", "SendFacts", "encode_varint"]

@@ -1,34 +1,36 @@
-# The peer's address and its validation (RFC 9000 §8.2, §9).  Owns
+# The peer's address and its validation (RFC 9000 §8.2, §9).  PathValidator
+# owns
 #   - which addresses the peer has proven it owns (the handshake's, and each
 #     one a PATH_RESPONSE answered; a few, newest kept);
-#   - the one outstanding path validation: the PATH_CHALLENGE data, the
-#     address it probes, when to send a fresh challenge (each PTO) and when
-#     to give up (§8.2.4: three times the larger of the current PTO and a
-#     new path's PTO);
-#   - the address to fall back to when validation fails (§9.3.2).
+#   - the one outstanding path validation: the PATH_CHALLENGE data (and the
+#     frames waiting to carry it), the address it probes, when to send a
+#     fresh challenge (each PTO) and when to give up (§8.2.4: three times the
+#     larger of the current PTO and a new path's PTO);
+#   - the address to fall back to when validation fails (§9.3.2);
+#   - the decision that the peer migrated (a non-probing packet with the
+#     largest packet number so far, from another address, after the
+#     handshake is confirmed, and only on a server: §9.3), and what that
+#     means for congestion and RTT (reset through the LossRecovery it is
+#     handed, unless only the port changed: §9.4).
+# It never touches the connection: it returns what the connection should do
+# (Migration: switch the network path, take a fresh peer connection ID
+# when the peer took a new one of ours (§9.5), count anti-amplification
+# afresh on an unproven path; the address a PATH_RESPONSE proved;
+# ValidationOutcome: fall back, or close).  The connection keeps where it
+# sends, the anti-amplification accounting and the stats.
 # Which frames are probing (§9.1: a packet of only these never moves the
 # connection) is frame_types.PROBING_FRAME_TYPES; is_probing applies it to
-# parsed frames.
-# And the connection's side of it, as functions of the connection (like the
-# packet builder's): when the peer migrated (a non-probing packet with the
-# largest packet number so far, from another address, after the handshake is
-# confirmed: §9.3) and the consequences (anti-amplification on the new path,
-# congestion and RTT reset unless only the port changed: §9.4, a fresh
-# connection ID when the peer took one: §9.5), PATH_RESPONSE, the timer.
-# Randomness comes in; no clock is read here.
+# parsed frames.  Randomness comes in; no clock is read here.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
-from . import events
-from .errors import ErrorCode
 from .frame_types import PROBING_FRAME_TYPES
 from .frames import PathChallenge
 from .recovery import K_INITIAL_RTT
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .connection import QuicConnection
-    from .spaces import Space
+    from .recovery import LossRecovery
 
 MAX_VALIDATED_ADDRESSES = 4  # addresses remembered as proven
 CHALLENGE_LENGTH = 8
@@ -49,14 +51,23 @@ class ValidationOutcome(NamedTuple):
     """What a due path timer asks of the connection."""
 
     failed: bool  # give up on the probed address
-    fallback: Any  # where to go back to (None: nowhere proven)
+    fallback: Any  # where to go back to (None: nowhere proven: close)
+
+
+class Migration(NamedTuple):
+    """The peer moved (§9.3): what following it asks of the connection."""
+
+    addr: Any  # the new network path
+    new_peer_cid: bool  # §9.5: the peer took a new connection ID of ours: we take one of its
+    validated: bool  # a proven address; else the 3x limit counts afresh from this datagram (§8.1)
 
 
 class PathValidator:
     """One connection's view of its peer's addresses; see the module header."""
 
-    def __init__(self, entropy: Callable[[int], bytes]) -> None:
+    def __init__(self, entropy: Callable[[int], bytes], *, follows_peer: bool = True) -> None:
         self._entropy = entropy
+        self._follows_peer = follows_peer  # a server follows; a client keeps its own path
         self.validated: list = []  # proven addresses, oldest first
         self.fallback: Any = None  # last proven address before the probed one
         self.probing: Any = None  # the address under validation
@@ -75,6 +86,37 @@ class PathValidator:
             self.validated.remove(addr)
         self.validated.append(addr)
         del self.validated[:-MAX_VALIDATED_ADDRESSES]
+
+    # -- migration -----------------------------------------------------------------
+    def on_packet_from_new_address(
+        self,
+        addr: Any,
+        frames: list,
+        newest: bool,
+        *,
+        current: Any,
+        current_validated: bool,
+        dcid_changed: bool,
+        confirmed: bool,
+        now: float,
+        loss: "LossRecovery",
+    ) -> Optional[Migration]:
+        """A 1-RTT packet (its parsed `frames`; `newest`: it has the largest
+        packet number so far) came from `addr`, not from `current`, the
+        path in use: the Migration to apply if the peer moved there."""
+        if not self._follows_peer or not confirmed:
+            return None
+        if not newest or is_probing(frames):
+            return None  # reordered, or a probe: answered, but the path stays
+        if current_validated:
+            self.mark_validated(current)
+        if not same_host(addr, current):
+            loss.reset_path()  # §9.4: a new host is a new path for congestion and RTT
+        if self.is_validated(addr):
+            self.stop()  # back on a proven address
+            return Migration(addr, dcid_changed, True)
+        self.start(addr, current, now, loss.probe_timeout())  # (the PTO after any reset)
+        return Migration(addr, dcid_changed, False)
 
     # -- validation ----------------------------------------------------------------
     def start(self, addr: Any, previous: Any, now: float, pto: float) -> None:
@@ -135,72 +177,11 @@ class PathValidator:
         return None
 
 
-# -- the connection's side ------------------------------------------------------------
-
-
-def on_packet_from_new_address(
-    c: "QuicConnection", frames: list, pn: int, space: "Space", dcid: bytes, now: float
-) -> None:
-    """A 1-RTT packet from another address than the path's: maybe follow it."""
-    if c.is_client or not c._handshake_confirmed:
-        return
-    if pn != space.ack.largest_received or is_probing(frames):
-        return  # reordered, or a probe: answered, but the path stays
-    addr, old = c._new_address, c._network_path
-    c._new_address = None
-    paths = c._paths
-    if c._address_validated:
-        paths.mark_validated(old)
-    c._network_path = addr
-    c._stats.path_migrations += 1
-    if dcid != c._last_peer_dcid:
-        # §9.5: the peer moved to one of our connection IDs it had not used:
-        # we move to one of its own (if it gave us a spare), so the two paths
-        # cannot be linked.  A NAT rebinding keeps its ID: so do we.
-        c._peer_cids.change()
-    if not same_host(addr, old):
-        c._loss.reset_path()
-    if paths.is_validated(addr):
-        paths.stop()  # back on a proven address
-        c._address_validated = True
-        return
-    paths.start(addr, old, now, c._loss.probe_timeout())
-    c._address_validated = False
-    c._bytes_received = c._datagram_size
-    c._bytes_sent = 0
-
-
-def on_path_response(c: "QuicConnection", data: bytes) -> None:
-    addr = c._paths.on_response(data)
-    if addr is not None:
-        c._stats.paths_validated += 1
-        if addr == c._network_path:
-            c._address_validated = True
-            c._amplification_blocked = False
-
-
-def on_path_timer(c: "QuicConnection", now: float) -> None:
-    outcome = c._paths.on_timer(now, c._loss.probe_timeout())
-    if outcome is None or not outcome.failed:
-        return
-    # §9.3.2: back to the last proven address, or give up.
-    c._stats.path_validation_failures += 1
-    if outcome.fallback is None:
-        c._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
-        c._terminate()
-        return
-    c._network_path = outcome.fallback
-    c._address_validated = True
-    c._amplification_blocked = False
-
-
 __all__ = [
     "MAX_VALIDATED_ADDRESSES",
+    "Migration",
     "PathValidator",
     "ValidationOutcome",
     "is_probing",
-    "on_packet_from_new_address",
-    "on_path_response",
-    "on_path_timer",
     "same_host",
 ]

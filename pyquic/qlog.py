@@ -19,7 +19,7 @@ import os
 from typing import Any, Optional
 
 from .frames import Ack, ConnectionClose, Crypto, Datagram, MaxData, MaxStreamData, Padding, Ping, Stream
-from .packet_builder import K_ACK, K_CRYPTO, K_HANDSHAKE_DONE, K_NEW_CID, K_PING, K_RETIRE_CID, K_STREAM, K_STREAM_CTRL
+from .sent_records import K_ACK, K_CRYPTO, K_HANDSHAKE_DONE, K_NEW_CID, K_PING, K_RETIRE_CID, K_STREAM, K_STREAM_CTRL
 from .packet import PacketType
 
 RECORD_SEPARATOR = "\x1e"

@@ -3,6 +3,9 @@
 # Owns:
 #   RecvStream    - the receiving part: reassembly (assembler.py), final size
 #                   rules (§4.5), RESET_STREAM received, STOP_SENDING sent;
+#                   its out-of-order chunks are charged to the connection's
+#                   one ReassemblyBudget (§21.7: what tiny scattered pieces
+#                   cost beyond the bytes flow control counts);
 #   StreamManager - which stream IDs exist and may exist, opening local
 #                   streams within the peer's MAX_STREAMS, creating peer
 #                   streams on their first frame, the frames of §19.4-§19.14
@@ -20,7 +23,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Optional, Union
 
-from .assembler import Assembler
+from .assembler import Assembler, ReassemblyBudget
 from .errors import TransportError, UsageError
 from .flow_control import LocalStreamLimit, PeerStreamLimit, RecvCredit, SendCredit
 from .frames import (
@@ -46,6 +49,12 @@ BytesLike = Union[bytes, bytearray, memoryview]
 # (assembler.py joins contiguous ones when it is reached; more than half of
 # it in separate pieces is PROTOCOL_VIOLATION).
 MAX_STREAM_CHUNKS = 2048
+# Per connection, the estimated memory that out-of-order chunks of all
+# streams together may cost beyond their payload bytes (assembler.py,
+# CHUNK_OVERHEAD: 112 B a chunk, so ~37,000 separate chunks); past it,
+# PROTOCOL_VIOLATION.  Full-sized frames filling the largest default
+# connection window (16 MiB, config.py) out of order cost ~1.7 MB of it.
+DEFAULT_MAX_REASSEMBLY_OVERHEAD = 4 * 1048576
 MAX_ERROR_CODE = (1 << 62) - 1
 
 
@@ -87,7 +96,13 @@ class RecvStream:
 
     __slots__ = ("stream_id", "state", "credit", "final_size", "stop_error_code", "stop_pending", "_assembler")
 
-    def __init__(self, stream_id: int, window: int, max_window: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        stream_id: int,
+        window: int,
+        max_window: Optional[int] = None,
+        budget: Optional[ReassemblyBudget] = None,
+    ) -> None:
         self.stream_id = stream_id
         self.state = RecvState.RECV
         self.credit = RecvCredit(window, max_window)  # received = highest offset seen
@@ -97,7 +112,10 @@ class RecvStream:
         # Flow control keeps data within max_window of what was read; the cap
         # here is a second guard.
         self._assembler = Assembler(
-            max_buffered=self.credit.max_window, max_chunks=MAX_STREAM_CHUNKS, error=_fragmentation_error
+            max_buffered=self.credit.max_window,
+            max_chunks=MAX_STREAM_CHUNKS,
+            error=_fragmentation_error,
+            budget=budget,
         )
 
     @property
@@ -107,6 +125,19 @@ class RecvStream:
     @property
     def read_offset(self) -> int:
         return self._assembler.read_offset
+
+    @property
+    def held_overhead(self) -> int:
+        """What the out-of-order chunks held cost beyond their bytes (assembler.py)."""
+        return self._assembler.overhead
+
+    def join_chunks(self) -> None:
+        """Join contiguous out-of-order chunks (the budget is running low)."""
+        self._assembler.join_runs()
+
+    def release(self) -> None:
+        """Drop whatever is still held (the stream is being forgotten)."""
+        self._assembler.clear()
 
     def _check_final_size(self, end: int, fin: bool, frame_type: int) -> None:
         # RFC 9000 §4.5: once known, the final size cannot change, no data may
@@ -236,6 +267,7 @@ class StreamManager:
         max_data_window: Optional[int] = None,
         max_stream_data_window: Optional[int] = None,
         auto_consume: bool = True,
+        max_reassembly_overhead: int = DEFAULT_MAX_REASSEMBLY_OVERHEAD,
     ) -> None:
         self.is_client = is_client
         self.auto_consume = auto_consume
@@ -250,6 +282,10 @@ class StreamManager:
         self._peer_bidi_remote = 0  # for streams we open
         self._peer_uni = 0
         self.recv_data = RecvCredit(initial_max_data, max_data_window)
+        # Shared by every receiving stream's assembler (RFC 9000 §21.7).
+        self.reassembly = ReassemblyBudget(
+            max_reassembly_overhead, error=_fragmentation_error, relieve=self._join_held_chunks
+        )
         self.send_data = SendCredit(0)
         # Indexed by "is unidirectional".
         self.peer_streams = (PeerStreamLimit(initial_max_streams_bidi), PeerStreamLimit(initial_max_streams_uni))
@@ -277,6 +313,18 @@ class StreamManager:
             if stream.send is not None:
                 stream.send.credit.on_max(self._initial_send_limit(stream_id))
 
+    def replace_peer_limits(self, params: object) -> None:
+        """The peer refused our 0-RTT (RFC 9001 §4.6.2): its new transport
+        parameters replace the limits remembered from the ticket, lower ones
+        included (RFC 9000 §7.4.1 only binds a server that accepts 0-RTT)."""
+        self.send_data.limit = params.initial_max_data  # type: ignore[attr-defined]
+        self.local_streams[0].limit = params.initial_max_streams_bidi  # type: ignore[attr-defined]
+        self.local_streams[1].limit = params.initial_max_streams_uni  # type: ignore[attr-defined]
+        self.on_peer_transport_parameters(params)
+        for stream_id, stream in self.streams.items():
+            if stream.send is not None:
+                stream.send.credit.limit = self._initial_send_limit(stream_id)
+
     def _is_local(self, stream_id: int) -> bool:
         return stream_id & 1 == self._local_bit
 
@@ -296,7 +344,7 @@ class StreamManager:
                 window = self._window_peer_uni
             else:
                 window = self._window_local_bidi if local else self._window_peer_bidi
-            recv = RecvStream(stream_id, window, self._max_stream_window)
+            recv = RecvStream(stream_id, window, self._max_stream_window, self.reassembly)
         stream = self.streams[stream_id] = QuicStream(stream_id, send, recv)
         return stream
 
@@ -708,6 +756,8 @@ class StreamManager:
             if not self.auto_consume and recv.credit.consumed < recv.read_offset:
                 return  # the application still owes a consume() for delivered data
         stream_id = stream.stream_id
+        if recv is not None:
+            recv.release()  # terminal, so nothing should be held; but never leak budget
         del self.streams[stream_id]
         for pending in (
             self._send_queue, self._pending_resets, self._pending_stops, self._credit_updates, self._blocked_streams
@@ -716,6 +766,13 @@ class StreamManager:
         if not self._is_local(stream_id):
             # RFC 9000 §4.6: credit for a new peer stream once one is closed.
             self.peer_streams[(stream_id >> 1) & 1].on_closed()
+
+    def _join_held_chunks(self) -> None:
+        """The reassembly budget ran out: join contiguous chunks on every stream."""
+        for stream in self.streams.values():
+            recv = stream.recv
+            if recv is not None and recv.held_overhead:
+                recv.join_chunks()
 
 
 _HANDLERS = {

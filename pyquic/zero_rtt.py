@@ -2,27 +2,32 @@
 #   - what a server seals in its tickets for 0-RTT: only its limits, as
 #     transport parameters (small tickets), and whether a ticket's limits
 #     still hold (a server that lowered one must refuse 0-RTT);
-#   - the client's start: the limits remembered in the ticket applied to
-#     its streams, which may then send in 0-RTT packets;
-#   - the client's answer to a refusal: those packets forgotten (no
-#     congestion signal) and their data sent again in 1-RTT;
-#   - how long a server keeps its 0-RTT keys (§4.9.3: 3 PTO once the
-#     handshake is confirmed).
+#   - one connection's 0-RTT state (ZeroRtt): the client's send keys, the
+#     server's receive keys and when they go (§4.9.3: 3 PTO once the
+#     handshake is confirmed), and, once the server refused 0-RTT, the last
+#     packet number it carried (an acknowledgment up to it is a
+#     PROTOCOL_VIOLATION, §4.6.2);
+#   - the decisions: the client's start (the limits remembered in the ticket,
+#     for its streams), the client's answer to a refusal (those packets
+#     forgotten, with no congestion signal, and what they carried).
 # The TLS engine decides acceptance (ticket, age, ALPN, replay); these are
-# the QUIC rules around it.  Functions take the connection, as the packet
-# builder's do; nothing here does I/O.
+# the QUIC rules around it.  ZeroRtt reaches no further than the
+# LossRecovery it is handed; it returns what the connection should do
+# (apply these limits; requeue these packets, emit this event).  Nothing
+# here does I/O.
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
+from . import events
 from .errors import TransportError
-from .packet_builder import on_packet_lost
+from .sent_records import K_STREAM
 from .recovery import PacketNumberSpace
 from .transport_params import QuicTransportParameters
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import QuicConfiguration
-    from .connection import QuicConnection
+    from .recovery import LossRecovery, SentPacket
 
 APPLICATION = PacketNumberSpace.APPLICATION
 
@@ -61,47 +66,80 @@ def limits_still_hold(config: "QuicConfiguration", sealed: bytes) -> bool:
     )
 
 
-def start_client(c: "QuicConnection", keys: Any) -> None:
-    """Client: 0-RTT keys from a resumed session.  Streams open at once,
-    within the limits the server gave last time (kept in the ticket);
-    without them in the ticket no 0-RTT is sent."""
-    ticket = getattr(c._tls, "early_data_ticket", None)
-    remembered = getattr(ticket, "transport_parameters", None)
-    if not remembered:
-        return
-    try:
-        params = QuicTransportParameters.parse(remembered, from_server=True)
-    except TransportError:
-        return
-    c._zero_rtt_send = keys
-    c._streams.on_peer_transport_parameters(params)
-    c._peer_max_datagram_frame_size = params.max_datagram_frame_size
-    c._streams_ready = True
+class Refusal(NamedTuple):
+    """What the server's refusal of our 0-RTT asks of the connection (§4.6.2)."""
+
+    lost: list  # SentPacket records: their content goes again, in 1-RTT
+    event: events.ZeroRttRejected  # for the application: what is sent again
 
 
-def on_rejected(c: "QuicConnection") -> None:
-    """RFC 9001 §4.6.2: the server refused 0-RTT: what those packets held
-    goes again in 1-RTT packets (forgotten, not lost: no congestion signal),
-    and an acknowledgment of one of them becomes a PROTOCOL_VIOLATION."""
-    c._zero_rtt_send = None
-    if c._one_rtt is None:
-        c._streams_ready = False
-    forgotten = c._loss.forget_sent(APPLICATION)
-    for packet in forgotten:
-        on_packet_lost(c, packet)
-    if forgotten:
-        c._zero_rtt_last_pn = max(p.packet_number for p in forgotten)
-    c._stats.zero_rtt_rejected = True
+class ZeroRtt:
+    """One connection's 0-RTT keys and rules; see the module header.  `send`
+    (client) and `recv` (server) are read where packets are built and
+    opened; they change only through the methods."""
+
+    __slots__ = ("send", "recv", "discard_at", "rejected_last_pn")
+
+    def __init__(self) -> None:
+        self.send: Any = None  # client: 0-RTT packet keys, while 0-RTT may be sent
+        self.recv: Any = None  # server: 0-RTT packet keys, while 0-RTT may arrive
+        self.discard_at: Optional[float] = None  # server: when `recv` goes
+        self.rejected_last_pn: Optional[int] = None  # client: our last 0-RTT packet, if refused
+
+    # -- client --------------------------------------------------------------------
+    def start_client(self, keys: Any, ticket: Any) -> Optional[QuicTransportParameters]:
+        """0-RTT keys from a resumed session.  Streams open at once, within
+        the limits the server gave last time (kept in the ticket): returned,
+        for the connection to apply.  Without them no 0-RTT is sent (None)."""
+        remembered = getattr(ticket, "transport_parameters", None)
+        if not remembered:
+            return None
+        try:
+            params = QuicTransportParameters.parse(remembered, from_server=True)
+        except TransportError:
+            return None
+        self.send = keys
+        return params
+
+    def stop_sending(self) -> None:
+        """1-RTT is in use both ways: no more 0-RTT packets."""
+        self.send = None
+
+    def on_rejected(self, loss: "LossRecovery") -> Refusal:
+        """RFC 9001 §4.6.2: the server refused 0-RTT.  Those packets are
+        forgotten by `loss` (not lost: no congestion signal); what they held
+        goes again in 1-RTT packets (the connection requeues `lost`); an
+        acknowledgment of one of them becomes a PROTOCOL_VIOLATION (the
+        connection checks ACKs against rejected_last_pn); the application
+        hears of it (`event`)."""
+        self.send = None
+        forgotten: list[SentPacket] = loss.forget_sent(APPLICATION)
+        resent: dict[int, int] = {}
+        for packet in forgotten:
+            for record in packet.frames:
+                if record[0] == K_STREAM:
+                    resent[record[1]] = resent.get(record[1], 0) + record[3]
+        if forgotten:
+            self.rejected_last_pn = max(p.packet_number for p in forgotten)
+        return Refusal(forgotten, events.ZeroRttRejected(resent))
+
+    # -- server --------------------------------------------------------------------
+    def install_recv(self, keys: Any) -> None:
+        self.recv = keys
+
+    def on_handshake_confirmed(self, now: float, loss: "LossRecovery") -> None:
+        """RFC 9001 §4.9.3: 0-RTT keys are kept for reordered packets only a
+        short while once 1-RTT is in use (here 3 PTO)."""
+        if self.recv is not None:
+            self.discard_at = now + 3 * loss.probe_timeout()
+
+    def recv_keys_expired(self, now: float) -> bool:
+        """True once the receive keys are due to go (they are dropped then)."""
+        at = self.discard_at
+        if at is None or now < at:
+            return False
+        self.recv = None
+        return True
 
 
-def server_keys_expired(c: "QuicConnection", now: float) -> bool:
-    """RFC 9001 §4.9.3: a server keeps its 0-RTT keys for reordered packets
-    only a short while once 1-RTT is in use, then drops them (True)."""
-    at = c._zero_rtt_discard_at
-    if at is None or now < at:
-        return False
-    c._zero_rtt_recv = None
-    return True
-
-
-__all__ = ["limits_still_hold", "on_rejected", "server_keys_expired", "start_client", "ticket_limits"]
+__all__ = ["Refusal", "ZeroRtt", "limits_still_hold", "ticket_limits"]

@@ -191,11 +191,12 @@ def start_server(
     cipher_suites=None,
     env: Optional[dict] = None,
     cpu: Optional[int] = None,
+    extra_args: tuple = (),
 ) -> PeerServer:
     """A raw_peer server; returns once it printed its port (or fails loudly)."""
     args = ["--impl", impl, "--role", "server", "--host", host, "--port", "0",
             "--cert", str(files["server_chain"]), "--key", str(files["server_key"]),
-            *_common_args(idle_timeout, max_data, max_stream_data, cipher_suites)]
+            *_common_args(idle_timeout, max_data, max_stream_data, cipher_suites), *extra_args]
     server = PeerProcess(args, env=env, name=f"{impl} server", cpu=cpu)
     server.__class__ = PeerServer
     try:

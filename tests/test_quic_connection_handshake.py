@@ -14,7 +14,7 @@ from pyquic.connection import QuicConnection, QuicConnectionState
 from pyquic.errors import ErrorCode
 from pyquic.recovery import PacketNumberSpace
 from pyquic.versions import QUIC_V1, QUIC_V2
-from tests.quic_pair import Pair, client_configuration, endpoint_pair, server_configuration
+from tests.quic_pair import Pair, client_configuration, endpoint_pair, seeded_entropy, server_configuration
 
 RTT = 0.1
 
@@ -211,7 +211,8 @@ def test_untrusted_certificate_is_a_crypto_error():
 def test_wrong_original_destination_connection_id_is_a_transport_parameter_error():
     pair = Pair(
         server_factory=lambda odcid: QuicConnection(
-            configuration=server_configuration(), original_destination_connection_id=b"\x01" * 8
+            configuration=server_configuration(), original_destination_connection_id=b"\x01" * 8,
+            entropy=seeded_entropy(40),
         )
     )
     pair.connect()
@@ -227,6 +228,7 @@ def test_unexpected_retry_source_connection_id_is_a_transport_parameter_error():
             configuration=server_configuration(),
             original_destination_connection_id=odcid,
             retry_source_connection_id=b"\x02" * 8,
+            entropy=seeded_entropy(41),
         )
     )
     pair.connect()
@@ -289,7 +291,8 @@ def test_retry_with_a_bad_integrity_tag_is_ignored():
 def test_version_negotiation_moves_the_client_to_a_common_version():
     pair, endpoint = endpoint_pair(server_configuration(supported_versions=[QUIC_V1]))
     pair.client_config.supported_versions = [QUIC_V2, QUIC_V1]
-    pair.client = QuicConnection(configuration=client_configuration(supported_versions=[QUIC_V2, QUIC_V1]))
+    pair.client = QuicConnection(configuration=client_configuration(supported_versions=[QUIC_V2, QUIC_V1]),
+                                 entropy=seeded_entropy(42))
     pair.connect()
     assert pair.drive_until(lambda: pair.client.handshake_complete and pair.server.handshake_complete)
     assert endpoint.stats["version_negotiation"] == 2
@@ -298,7 +301,8 @@ def test_version_negotiation_moves_the_client_to_a_common_version():
 
 def test_version_negotiation_without_a_common_version_terminates():
     pair, endpoint = endpoint_pair(server_configuration(supported_versions=[QUIC_V1]))
-    pair.client = QuicConnection(configuration=client_configuration(supported_versions=[QUIC_V2]))
+    pair.client = QuicConnection(configuration=client_configuration(supported_versions=[QUIC_V2]),
+                                 entropy=seeded_entropy(43))
     pair.connect()
     pair.drive(duration=5)
     closed = pair.events_of("client", events.ConnectionTerminated)
@@ -309,7 +313,7 @@ def test_version_negotiation_without_a_common_version_terminates():
 def test_version_negotiation_listing_our_version_is_ignored():
     from pyquic.packet import encode_version_negotiation
 
-    client = QuicConnection(configuration=client_configuration())
+    client = QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(44))
     client.connect(("1.2.3.4", 443), now=0.0)
     client.datagrams_to_send(now=0.0)
     vn = encode_version_negotiation(client.host_cid, client.original_destination_connection_id, [QUIC_V1, QUIC_V2])
@@ -485,7 +489,8 @@ def test_session_resumption_with_a_ticket():
     tickets = []
     server_config = server_configuration()
     pair = Pair(server_config=server_config)
-    pair.client = QuicConnection(configuration=pair.client_config, session_ticket_handler=tickets.append)
+    pair.client = QuicConnection(configuration=pair.client_config, session_ticket_handler=tickets.append,
+                                 entropy=seeded_entropy(45))
     pair.handshake()
     pair.drive()
     assert len(tickets) == 1 and tickets[0].transport_parameters is None or len(tickets) == 1

@@ -35,6 +35,7 @@ from tests.quic_pair import (
     client_configuration,
     craft_long_packet,
     craft_short_packet,
+    seeded_entropy,
     server_configuration,
 )
 
@@ -91,6 +92,7 @@ def test_blackhole_longer_than_the_idle_timeout_ends_the_connection():
     pair = Pair(client_config=client_configuration(idle_timeout=3.0),
                 server_config=server_configuration(idle_timeout=3.0))
     pair.handshake()
+    assert pair.drive_until(lambda: pair.client.handshake_confirmed)  # else the handshake timeout ends it
     pair.client_to_server.blackhole = (pair.now, pair.now + 100)
     pair.server_to_client.blackhole = (pair.now, pair.now + 100)
     sid = pair.client.get_next_available_stream_id()
@@ -140,11 +142,11 @@ def test_handshake_done_from_a_client_is_protocol_violation():
 
 
 def test_stream_frame_in_an_initial_packet_is_protocol_violation():
-    client = QuicConnection(configuration=client_configuration())
+    client = QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(30))
     client.connect(SERVER_ADDR, now=0.0)
     payload = encode_frame(Stream(0, 0, b"early", False)) + bytes(1200)
     datagram = craft_long_packet(client, 0, payload)
-    server = QuicConnection(configuration=server_configuration(),
+    server = QuicConnection(configuration=server_configuration(), entropy=seeded_entropy(31),
                             original_destination_connection_id=client.original_destination_connection_id)
     server.receive_datagram(datagram, CLIENT_ADDR, now=0.0)
     assert close_code(server) == (ErrorCode.PROTOCOL_VIOLATION, 0x0A)  # STREAM with LEN
@@ -341,12 +343,12 @@ def test_random_frame_sequences_never_raise(frames, mutate):
 @FUZZ
 @given(st.integers(0, 2399), st.integers(1, 255), st.integers(0, 1))
 def test_mutated_handshake_datagrams_never_raise(position, xor, which):
-    client = QuicConnection(configuration=client_configuration())
+    client = QuicConnection(configuration=client_configuration(), entropy=seeded_entropy(30))
     client.connect(SERVER_ADDR, now=0.0)
     datagrams = [d for d, _ in client.datagrams_to_send(now=0.0)]
     data = bytearray(datagrams[which])
     data[position % len(data)] ^= xor
-    server = QuicConnection(configuration=server_configuration(),
+    server = QuicConnection(configuration=server_configuration(), entropy=seeded_entropy(31),
                             original_destination_connection_id=client.original_destination_connection_id)
     server.receive_datagram(bytes(data), CLIENT_ADDR, now=0.0)
     _not_internal(server)

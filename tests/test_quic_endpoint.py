@@ -1,14 +1,20 @@
 # QuicEndpoint, the sans-I/O server side: routing by connection ID (the
 # client's original DCID and every CID the connection issues, until it
-# terminates), accepting only full-sized Initials with long enough DCIDs,
-# Version Negotiation, Retry tokens (AEAD-sealed, bound to the address,
-# expiring), stateless resets with the RFC 9000 §10.3 size rules, timers.
+# terminates), accepting only full-sized Initials with long enough DCIDs
+# that open with their Initial keys and carry CRYPTO (junk leaves no
+# state), Version Negotiation, Retry tokens (AEAD-sealed, bound to the
+# address, expiring; ours-but-stale ones draw INVALID_TOKEN), the retry
+# policy ("never" / "always" / "auto" with hysteresis), the half-open cap
+# and the handshake timeout, stateless resets with the RFC 9000 §10.3 size
+# rules, timers.  The same under real floods over UDP: test_quic_flood.py.
 import pytest
 
 from pyquic import events
 from pyquic.connection import QuicConnection, QuicConnectionState
 from pyquic.connection_ids import stateless_reset_token
+from pyquic.address_validation import TOKEN_EXPIRED, TOKEN_VALID, TOKEN_WRONG_ADDRESS, RetryPolicy
 from pyquic.endpoint import QuicEndpoint, RetryTokens
+from pyquic.errors import ErrorCode, UsageError
 from pyquic.packet import PacketType, decode_header, split_datagram
 from pyquic.versions import QUIC_V1, QUIC_V2
 from tests.quic_pair import (
@@ -22,8 +28,8 @@ from tests.quic_pair import (
 )
 
 
-def first_flight(config=None):
-    client = QuicConnection(configuration=config or client_configuration(), entropy=seeded_entropy(5))
+def first_flight(config=None, seed=5):
+    client = QuicConnection(configuration=config or client_configuration(), entropy=seeded_entropy(seed))
     client.connect(SERVER_ADDR, now=0.0)
     return client, [d for d, _ in client.datagrams_to_send(now=0.0)]
 
@@ -128,19 +134,234 @@ def test_retry_tokens_are_bound_to_address_and_time():
     assert tokens.open(b"short", CLIENT_ADDR, 105.0) is None
 
 
-def test_retry_then_token_from_another_address_is_dropped():
-    endpoint = make_endpoint(retry=True)
-    client, flight = first_flight()
+def test_retry_token_checks_tell_ours_but_stale_from_not_ours():
+    tokens = RetryTokens(b"k" * 16, seeded_entropy(1))
+    token = tokens.seal(CLIENT_ADDR, b"odcid-12", b"rscid-12", now=100.0)
+    assert tokens.check(token, CLIENT_ADDR, 101.0) == (TOKEN_VALID, b"odcid-12", b"rscid-12")
+    assert tokens.check(token, ("10.9.9.9", 4433), 101.0).status == TOKEN_WRONG_ADDRESS
+    assert tokens.check(token, (CLIENT_ADDR[0], 4434), 101.0).status == TOKEN_WRONG_ADDRESS  # the port counts
+    assert tokens.check(token, CLIENT_ADDR, 110.5).status == TOKEN_EXPIRED
+    assert tokens.check(token, CLIENT_ADDR, 98.0).status == TOKEN_EXPIRED  # issued "in the future"
+    # Not ours: another key, a flipped bit, garbage, too short.
+    assert RetryTokens(b"K" * 16, seeded_entropy(1)).check(token, CLIENT_ADDR, 101.0) is None
+    assert tokens.check(token[:-1] + bytes([token[-1] ^ 1]), CLIENT_ADDR, 101.0) is None
+    assert tokens.check(bytes(80), CLIENT_ADDR, 101.0) is None and tokens.check(b"x", CLIENT_ADDR, 101.0) is None
+
+
+def retried_client(endpoint, seed=5):
+    """A client whose first flight drew a Retry; returns it and its Initial with the token."""
+    client, flight = first_flight(seed=seed)
     endpoint.receive_datagram(flight[0], CLIENT_ADDR, 0.0)
-    (retry, _), = endpoint.stateless_datagrams()
-    assert decode_header(retry, 0, short_dcid_length=8).packet_type is PacketType.RETRY
-    client.receive_datagram(retry, SERVER_ADDR, now=0.01)
+    replies = endpoint.stateless_datagrams()
+    assert [decode_header(d, 0, short_dcid_length=8).packet_type for d, _ in replies] == [PacketType.RETRY]
+    client.receive_datagram(replies[0][0], SERVER_ADDR, now=0.01)
     assert client._retry_received
-    again = [d for d, _ in client.datagrams_to_send(now=0.01)]
-    assert endpoint.receive_datagram(again[0], ("10.6.6.6", 1), 0.02) is None
-    assert endpoint.connections == []
+    return client, [d for d, _ in client.datagrams_to_send(now=0.01)]
+
+
+def closed_by(endpoint, client, addr):
+    """The stateless CONNECTION_CLOSE the endpoint sent to `addr`, given to the
+    client: the error code it terminates with."""
+    (reply, to), = endpoint.stateless_datagrams()
+    assert to == addr and decode_header(reply, 0, short_dcid_length=8).packet_type is PacketType.INITIAL
+    assert len(reply) < 1200  # never more than the Initial that drew it
+    client.receive_datagram(reply, SERVER_ADDR, now=0.05)
+    assert client.state == QuicConnectionState.DRAINING
+    client.handle_timer(client.get_timer())
+    terminated = [e for e in iter(client.next_event, None) if isinstance(e, events.ConnectionTerminated)]
+    return terminated[0].error_code
+
+
+def test_a_token_of_ours_from_another_address_draws_invalid_token():
+    endpoint = make_endpoint(retry=True)
+    client, again = retried_client(endpoint)
+    other = ("10.6.6.6", 1)
+    assert endpoint.receive_datagram(again[0], other, 0.02) is None
+    assert endpoint.connections == [] and endpoint.stats["invalid_token"] == 1
+    # RFC 9000 §8.1.3: the client cannot take a second Retry; it hears INVALID_TOKEN at once.
+    assert closed_by(endpoint, client, other) == ErrorCode.INVALID_TOKEN
+    # From the address it was issued to, the same token opens a connection.
+    endpoint = make_endpoint(retry=True)
+    client, again = retried_client(endpoint)
     conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
     assert conn is not None and conn.original_destination_connection_id == client.original_destination_connection_id
+
+
+def test_an_expired_token_of_ours_draws_invalid_token_in_every_mode():
+    for mode in ("always", "auto", "never"):
+        endpoint = make_endpoint(retry="always")
+        client, again = retried_client(endpoint)
+        endpoint.retry = mode  # the token still counts after the policy changed
+        assert endpoint.retry == mode
+        assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 10.5) is None  # lifetime 10 s
+        assert endpoint.connections == [] and endpoint.stats["invalid_token"] == 1
+        assert closed_by(endpoint, client, CLIENT_ADDR) == ErrorCode.INVALID_TOKEN
+
+
+def test_a_token_not_ours_is_dropped_while_retry_is_on_and_ignored_while_off():
+    stranger = make_endpoint(retry=True, token_key=b"s" * 16)
+    client, again = retried_client(stranger)
+    endpoint = make_endpoint(retry=True)  # another key: the token is not ours
+    assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02) is None
+    assert endpoint.stateless_datagrams() == [] and endpoint.connections == []
+    assert endpoint.stats["invalid_token"] == 0 and endpoint.stats["retry"] == 0
+    # With Retry off the client is served as if it had no token (RFC 9000 §8.1.3).
+    endpoint = make_endpoint(retry="never")
+    conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
+    assert conn is not None and endpoint.half_open == 1
+
+
+def test_retry_modes_and_booleans():
+    assert make_endpoint(retry=True).retry == "always"
+    assert make_endpoint(retry=False).retry == "never"
+    assert make_endpoint().retry == "auto"
+    with pytest.raises(ValueError):
+        make_endpoint(retry="sometimes")
+    with pytest.raises(ValueError):
+        make_endpoint(max_half_open=0)
+
+
+def test_auto_retry_policy_has_hysteresis():
+    policy = RetryPolicy("auto", threshold=4, release=2)
+    seen = [policy.wants_retry(n) for n in (0, 3, 4, 3, 2, 1, 2, 3, 4, 9, 0)]
+    assert seen == [False, False, True, True, True, False, False, False, True, True, False]
+    assert RetryPolicy("auto", threshold=10).release == 5
+    assert all(RetryPolicy("always").wants_retry(n) for n in (0, 100))
+    assert not any(RetryPolicy("never").wants_retry(n) for n in (0, 100))
+
+
+def junk_initial(rng, size=1200):
+    """Initial-shaped (v1, 8-byte CIDs, Length over the datagram) but not sealed with its DCID's keys."""
+    dcid, scid = rng.randbytes(8), rng.randbytes(8)
+    body = size - (1 + 4 + 1 + 8 + 1 + 8 + 1 + 2)
+    return (bytes([0xC3]) + QUIC_V1.to_bytes(4, "big") + bytes([8]) + dcid + bytes([8]) + scid + b"\x00"
+            + (0x4000 | body).to_bytes(2, "big") + rng.randbytes(body))
+
+
+def test_undecryptable_initials_leave_no_state():
+    import random
+
+    endpoint = make_endpoint(max_connections=4)
+    rng = random.Random(3)
+    for _ in range(500):
+        assert endpoint.receive_datagram(junk_initial(rng), CLIENT_ADDR, 0.0) is None
+    assert endpoint.connections == [] and endpoint._routes == {} and endpoint.half_open == 0
+    assert endpoint.stateless_datagrams() == [] and endpoint.get_timer() is None
+    assert endpoint.stats["initial_undecryptable"] == 500 == endpoint.stats["datagrams_dropped"]
+    # A real Initial whose payload was tampered with does not open either.
+    _, flight = first_flight()
+    tampered = bytearray(flight[0])
+    tampered[-1] ^= 1
+    assert endpoint.receive_datagram(bytes(tampered), CLIENT_ADDR, 0.0) is None
+    assert endpoint.stats["initial_undecryptable"] == 501
+    # While Retry is on, a token-less Initial is answered before it is opened
+    # (cheaper under a flood): junk then draws a Retry, and still no state.
+    retrying = make_endpoint(retry="always")
+    assert retrying.receive_datagram(junk_initial(rng), CLIENT_ADDR, 0.0) is None
+    assert retrying.stats["retry"] == 1 and retrying.connections == [] and retrying._routes == {}
+    # The four slots are all still there for real clients.
+    for seed in range(20, 24):
+        _, flight = first_flight(seed=seed)
+        assert endpoint.receive_datagram(flight[0], CLIENT_ADDR, 0.0) is not None
+    assert len(endpoint.connections) == 4 and endpoint.stats["refused"] == 0
+
+
+def test_an_initial_that_opens_but_carries_no_crypto_frame_is_dropped():
+    from pyquic.crypto import initial_keys
+    from pyquic.packet import encode_long_header
+
+    dcid, scid = bytes(range(8)), bytes(range(8, 16))
+    send, _ = initial_keys(QUIC_V1, dcid, is_client=True)
+    payload = bytes([0x01]) + bytes(1200)  # PING and PADDING
+    head = encode_long_header(QUIC_V1, PacketType.INITIAL, dcid, scid, 0, 2, payload_length=len(payload) + 16)
+    endpoint = make_endpoint()
+    assert endpoint.receive_datagram(send.protection.protect(head, payload, 0), CLIENT_ADDR, 0.0) is None
+    assert endpoint.connections == [] and endpoint.stats["initial_undecryptable"] == 1
+
+
+def test_half_open_connections_end_silently_at_the_handshake_timeout():
+    for idle, expected in ((60.0, 10.0), (3.0, 3.0)):  # never later than the idle timeout
+        endpoint = QuicEndpoint(server_configuration(idle_timeout=idle), entropy=seeded_entropy(9))
+        _, flight = first_flight()
+        conn = endpoint.receive_datagram(flight[0], CLIENT_ADDR, 1.0)
+        assert endpoint.half_open == 1
+        endpoint.datagrams_to_send(1.0)
+        now = 1.0
+        while (timer := endpoint.get_timer()) is not None and timer < 1.0 + expected:
+            now = timer
+            endpoint.handle_timer(now)
+            endpoint.datagrams_to_send(now)  # probes: the client never answers
+        assert conn.state != QuicConnectionState.TERMINATED
+        assert endpoint.get_timer() == pytest.approx(1.0 + expected)
+        endpoint.handle_timer(1.0 + expected)
+        # Silently (RFC 9000 §10.1): nothing more is sent, the state is gone.
+        assert endpoint.datagrams_to_send(1.0 + expected) == []
+        assert conn.state == QuicConnectionState.TERMINATED
+        terminated = [e for e in iter(conn.next_event, None) if isinstance(e, events.ConnectionTerminated)]
+        assert terminated[0].reason_phrase == "Handshake timeout" and terminated[0].error_code == 0
+        assert endpoint.connections == [] and endpoint._routes == {} and endpoint.half_open == 0
+        assert endpoint.stats["half_open_expired"] == 1 and endpoint.stats["half_open_peak"] == 1
+
+
+def test_a_completed_handshake_is_not_cut_by_the_handshake_timeout():
+    pair, endpoint = endpoint_pair(server_configuration(handshake_timeout=2.0))
+    pair.handshake()
+    assert endpoint.half_open == 0
+    pair.drive(duration=5.0, quiet_gap=100)
+    assert pair.server.connection.state == QuicConnectionState.CONNECTED
+    # A client whose server never answers gives up at its own handshake timeout.
+    client = QuicConnection(configuration=client_configuration(handshake_timeout=4.0), entropy=seeded_entropy(3))
+    client.connect(SERVER_ADDR, now=0.0)
+    while (timer := client.get_timer()) is not None:
+        client.handle_timer(timer)
+        client.datagrams_to_send(timer)
+    assert timer is None and client.state == QuicConnectionState.TERMINATED
+    terminated = [e for e in iter(client.next_event, None) if isinstance(e, events.ConnectionTerminated)]
+    assert terminated[0].reason_phrase == "Handshake timeout"
+    with pytest.raises(UsageError):
+        client_configuration(handshake_timeout=0)
+
+
+def half_open_clients(endpoint, seeds, now=0.0):
+    """Each seed's client sends its first flight and never continues; the replies per client."""
+    replies = []
+    for seed in seeds:
+        _, flight = first_flight(seed=seed)
+        for datagram in flight:
+            endpoint.receive_datagram(datagram, ("10.1.0.%d" % seed, 1000), now)
+        replies.append([decode_header(d, 0, short_dcid_length=8).packet_type for d, _ in endpoint.stateless_datagrams()])
+        endpoint.datagrams_to_send(now)
+    return replies
+
+
+def test_past_max_half_open_new_clients_are_refused_when_retry_is_never():
+    endpoint = make_endpoint(retry="never", max_half_open=3)
+    replies = half_open_clients(endpoint, range(30, 36))
+    assert replies[:3] == [[], [], []] and all(r == [PacketType.INITIAL] * 2 for r in replies[3:])
+    assert endpoint.half_open == 3 and len(endpoint.connections) == 3
+    assert endpoint.stats["refused"] == 6 and endpoint.stats["half_open_peak"] == 3
+    # At the handshake timeout the slots free up again.
+    endpoint.handle_timer(10.0)
+    assert endpoint.half_open == 0 and endpoint.connections == []
+    assert half_open_clients(endpoint, [40], now=10.0) == [[]]
+
+
+def test_auto_retry_turns_on_above_the_threshold_and_validated_clients_pass_the_cap():
+    endpoint = make_endpoint(retry="auto", retry_threshold=3, max_half_open=3)
+    replies = half_open_clients(endpoint, range(30, 35))
+    # Three half-open connections, then Retry for everyone else (nothing kept for them).
+    assert replies == [[], [], [], [PacketType.RETRY] * 2, [PacketType.RETRY] * 2]
+    assert endpoint.half_open == 3 and endpoint.stats["refused"] == 0
+    # A client that comes back with its token gets in past the half-open cap.
+    client, again = retried_client(endpoint, seed=50)
+    conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
+    assert conn is not None and conn._address_validated and endpoint.half_open == 4
+    # All time out; the hysteresis turns Retry off below the release level.
+    endpoint.handle_timer(10.5)
+    assert endpoint.half_open == 0 and endpoint.stats["half_open_expired"] == 4
+    assert half_open_clients(endpoint, [60], now=10.5) == [[]]
+    # "always": Retry even with nobody half-open.
+    assert half_open_clients(make_endpoint(retry="always"), [61]) == [[PacketType.RETRY] * 2]
 
 
 def test_stateless_reset_size_rules():
@@ -170,9 +391,8 @@ def test_reset_tokens_match_what_the_connection_advertised():
     for entry in conn._local_cids.by_sequence.values():
         assert entry.token == stateless_reset_token(key, entry.cid)
     # The client learned every one of them (transport parameter + NEW_CONNECTION_ID).
-    assert pair.client._peer_cids.tokens >= {stateless_reset_token(key, c) for c in conn.host_cids} - {
-        stateless_reset_token(key, pair.client.peer_cid)
-    }
+    learned = {token for _, token in pair.client._peer_cids.seen.values()}
+    assert learned >= {stateless_reset_token(key, c) for c in conn.host_cids}
 
 
 def test_packets_of_other_kinds_with_unknown_cids_are_dropped():
@@ -355,3 +575,21 @@ def test_random_gro_batches_never_break_the_endpoint(data, segment, with_connect
         data = bytes([0x40]) + conn.host_cid + data  # a short header for it first
     endpoint.receive_datagrams(data, segment, CLIENT_ADDR, 0.0)
     endpoint.datagram_batches_to_send(0.0)
+
+
+def test_a_client_whose_handshake_is_never_confirmed_gives_up_at_the_handshake_timeout():
+    # The client's handshake completes, but HANDSHAKE_DONE never arrives (say
+    # the server dropped a half-open connection): it stops at its handshake
+    # timeout instead of waiting out the idle timeout.
+    pair = Pair(client_config=client_configuration(handshake_timeout=5.0))
+    pair.connect()
+    assert pair.drive_until(lambda: pair.client.handshake_complete)
+    assert not pair.client.handshake_confirmed
+    pair.server_to_client.blackhole = (pair.now, pair.now + 100)
+    pair.drive(duration=20, quiet_gap=100)
+    assert pair.client.state == QuicConnectionState.TERMINATED
+    (event,) = pair.events_of("client", events.ConnectionTerminated)
+    assert event.reason_phrase == "Handshake timeout"
+    ended = [entry[0] for entry in pair.log
+             if entry[1:3] == ("client", "event") and isinstance(entry[3], events.ConnectionTerminated)]
+    assert ended == [pytest.approx(5.0)]  # from connect() at 0.0

@@ -49,7 +49,7 @@ SAMPLES = {
     0x1C: (F.ConnectionClose(0x0A, 0x08, "bad stream ✓"), False),
     0x1D: (F.ConnectionClose(0x100, 0, "app says bye", application=True), False),
     0x1E: (F.HandshakeDone(), False),
-    0x30: (F.Datagram(b"unreliable"), True),
+    0x30: (F.Datagram(b"unreliable", False), True),
     0x31: (F.Datagram(b"unreliable"), False),
 }
 
@@ -441,7 +441,7 @@ FRAME_STRATEGY = st.one_of(
     st.builds(F.ConnectionClose, VARINT, VARINT, st.text(max_size=30), st.just(False)),
     st.builds(F.ConnectionClose, VARINT, st.just(0), st.text(max_size=30), st.just(True)),
     st.just(F.HandshakeDone()),
-    st.builds(F.Datagram, st.binary(max_size=64)),
+    st.builds(F.Datagram, st.binary(max_size=64), st.just(True)),
 )
 
 

@@ -9,7 +9,8 @@ from pyquic import events
 from pyquic.connection import QuicConnectionState
 from pyquic.congestion.base import initial_window
 from pyquic.frames import Padding, PathChallenge, Ping
-from pyquic.paths import PathValidator, is_probing
+from pyquic.paths import Migration, PathValidator, is_probing
+from pyquic.recovery import LossRecovery
 from tests.quic_pair import CLIENT_ADDR, SERVER_ADDR, Pair, craft_short_packet, seeded_entropy
 
 NEW_PORT = (CLIENT_ADDR[0], 50000)
@@ -170,6 +171,33 @@ def test_path_validator_unit_rules():
     # A response to the first challenge still proves the path.
     assert v.on_response(frame.data) == NEW_PORT and v.is_validated(NEW_PORT) and v.timer is None
     assert is_probing([Padding(10), PathChallenge(b"12345678")]) and not is_probing([Ping()])
+
+
+def test_path_validator_decides_a_migration_and_returns_it():
+    # The decision (§9.3) and its consequences (§9.4, §9.5) without a
+    # connection: a LossRecovery to reset, a Migration for the caller to apply.
+    loss = LossRecovery(is_client=False)
+    loss.rtt.update(0.02, 0.0, 0.0, handshake_confirmed=True, max_ack_delay=0.025)
+    v = PathValidator(seeded_entropy(5))
+    v.mark_validated(CLIENT_ADDR)
+    moved = dict(current=CLIENT_ADDR, current_validated=True, dcid_changed=False, confirmed=True, now=1.0, loss=loss)
+    assert v.on_packet_from_new_address(NEW_PORT, [Ping()], True, **{**moved, "confirmed": False}) is None
+    assert v.on_packet_from_new_address(NEW_PORT, [Ping()], False, **moved) is None  # reordered
+    assert v.on_packet_from_new_address(NEW_PORT, [PathChallenge(b"12345678")], True, **moved) is None  # probing
+    client_side = PathValidator(seeded_entropy(6), follows_peer=False)
+    assert client_side.on_packet_from_new_address(NEW_PORT, [Ping()], True, **moved) is None
+    assert v.timer is None and loss.rtt.has_sample  # nothing decided, nothing changed
+    # A rebinding: only the port changed, so RTT and congestion stay; the new port is probed.
+    assert v.on_packet_from_new_address(NEW_PORT, [Ping()], True, **moved) == Migration(NEW_PORT, False, False)
+    (challenge,) = v.take_frames()
+    assert loss.rtt.has_sample and v.timer is not None and v.fallback == CLIENT_ADDR
+    # Back to the proven address with a fresh connection ID: no probe; a stale response proves nothing.
+    back = {**moved, "current": NEW_PORT, "current_validated": False, "dcid_changed": True}
+    assert v.on_packet_from_new_address(CLIENT_ADDR, [Ping()], True, **back) == Migration(CLIENT_ADDR, True, True)
+    assert v.timer is None and not v.take_frames() and v.on_response(challenge.data) is None
+    assert loss.rtt.has_sample
+    assert v.on_packet_from_new_address(NEW_HOST, [Ping()], True, **moved) == Migration(NEW_HOST, False, False)
+    assert not loss.rtt.has_sample  # §9.4: a new host starts RTT over
 
 
 def test_connection_events_are_unchanged_by_a_rebinding():

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyquic.assembler import CHUNK_OVERHEAD
 from pyquic.errors import ErrorCode, TransportError, UsageError
 from pyquic.flow_control import MAX_STREAM_COUNT, RecvCredit
 from pyquic.frames import (
@@ -25,6 +26,7 @@ from pyquic.frames import (
 )
 from pyquic.send_stream import SMALL_WRITE, SendState, SendStream, _Spans
 from pyquic.streams import (
+    DEFAULT_MAX_REASSEMBLY_OVERHEAD,
     RecvState,
     RecvStream,
     StopSendingReceived,
@@ -773,3 +775,64 @@ def test_application_misuse_is_usage_error():
         client.send_stream_data(1, b"x")  # the server has not opened it
     with pytest.raises(UsageError):
         client.reset_stream(0, 1 << 62)
+
+
+# --- the connection's reassembly budget (RFC 9000 §21.7) ------------------------------------
+
+
+def test_one_reassembly_budget_for_all_streams_released_on_read_and_reset():
+    client, server = make_pair()
+    assert server.reassembly.limit == DEFAULT_MAX_REASSEMBLY_OVERHEAD
+    assert server.handle_frame(Stream(0, 10, b"a" * 10, False)) is None
+    assert server.handle_frame(Stream(4, 10, b"b" * 10, False)) is None
+    assert server.handle_frame(Stream(4, 30, b"c" * 10, True)) is None
+    assert server.reassembly.used == 3 * CHUNK_OVERHEAD
+    # RESET_STREAM drops what stream 0 held.
+    assert server.handle_frame(ResetStream(0, 7, 20)) == StreamReset(0, 7)
+    assert server.reassembly.used == 2 * CHUNK_OVERHEAD
+    # Reading releases: stream 4 delivered up to its gap, then to the end.
+    assert server.handle_frame(Stream(4, 0, b"B" * 10, False)) == StreamDataReceived(4, b"B" * 10 + b"b" * 10, False)
+    assert server.reassembly.used == CHUNK_OVERHEAD
+    assert server.handle_frame(Stream(4, 20, b"C" * 10, False)) == StreamDataReceived(4, b"C" * 10 + b"c" * 10, True)
+    assert server.reassembly.used == 0
+
+
+def test_tiny_scattered_frames_over_the_budget_are_protocol_violation():
+    client, server = make_pair(max_reassembly_overhead=100 * CHUNK_OVERHEAD)
+    with pytest.raises(TransportError) as info:
+        for k in range(1, 1000):
+            for stream_id in (0, 4, 8, 2, 6):
+                server.handle_frame(Stream(stream_id, 2 * k, b"x", False))
+    assert info.value.code == ErrorCode.PROTOCOL_VIOLATION
+    assert info.value.frame_type == 0x08
+    assert 95 <= 5 * k <= 105  # caught at about 100 one-byte pieces, not per stream
+
+
+def test_out_of_order_runs_on_many_streams_are_joined_and_delivered_exactly():
+    # Every stream loses its first frame; the rest arrive, interleaved: each
+    # stream holds one run behind a gap, in far more chunks than the budget.
+    client, server = make_pair(max_reassembly_overhead=64 * CHUNK_OVERHEAD)
+    rng = random.Random(3)
+    bodies = {4 * i: rng.randbytes(10_000) for i in range(10)}
+    for offset in range(50, 10_000, 50):
+        for stream_id, body in bodies.items():
+            fin = offset + 50 == len(body)
+            assert server.handle_frame(Stream(stream_id, offset, body[offset : offset + 50], fin)) is None
+            assert server.reassembly.used <= server.reassembly.limit
+    for stream_id, body in bodies.items():
+        event = server.handle_frame(Stream(stream_id, 0, body[:50], False))
+        assert event == StreamDataReceived(stream_id, body, True)
+    assert server.reassembly.used == 0
+
+
+def test_a_forgotten_stream_returns_its_budget():
+    client, server = make_pair()
+    stream_id = client.get_next_available_stream_id()
+    client.send_stream_data(stream_id, b"x" * 5000, end_stream=True)
+    flight(client, server, rng=random.Random(1))  # out of order, some twice
+    assert server.reassembly.used == 0
+    flight(server, client)
+    server.send_stream_data(stream_id, b"", end_stream=True)
+    flight(server, client)
+    flight(client, server)
+    assert stream_id not in server.streams and server.reassembly.used == 0

@@ -8,7 +8,7 @@ import pytest
 
 from pyquic import events
 from pyquic.connection import QuicConnection
-from tests.quic_pair import Pair, client_configuration, server_configuration
+from tests.quic_pair import Pair, client_configuration, seeded_entropy, server_configuration
 from tests.test_quic_connection_handshake import AioquicWrapper, pem_files  # noqa: F401  (fixture)
 
 RTT = 0.1
@@ -19,7 +19,8 @@ ANSWER = b"answered in 0.5-RTT data" * 100
 def ticket_from(server_config, **client_kwargs):
     tickets = []
     pair = Pair(server_config=server_config, rtt=RTT)
-    pair.client = QuicConnection(configuration=client_configuration(**client_kwargs), session_ticket_handler=tickets.append)
+    pair.client = QuicConnection(configuration=client_configuration(**client_kwargs), session_ticket_handler=tickets.append,
+                                 entropy=seeded_entropy(20))
     pair.handshake()
     pair.drive()
     assert tickets and tickets[-1].transport_parameters
@@ -73,7 +74,8 @@ def test_the_initial_datagram_carries_0rtt_after_the_client_hello():
 
     server_config = server_configuration(max_early_data=0xFFFFFFFF)
     ticket = ticket_from(server_config)
-    client = QuicConnection(configuration=client_configuration(session_ticket=ticket, enable_early_data=True))
+    client = QuicConnection(configuration=client_configuration(session_ticket=ticket, enable_early_data=True),
+                            entropy=seeded_entropy(21))
     client.connect(("10.0.0.2", 443), now=0.0)
     sid = client.get_next_available_stream_id()
     client.send_stream_data(sid, REQUEST, end_stream=True)
@@ -109,6 +111,22 @@ def test_a_server_that_lowered_its_limits_refuses_0rtt():
     pair, sid, _, _ = resume_with_early_data(lowered, ticket)
     assert completed(pair, "client").session_resumed and not completed(pair, "client").early_data_accepted
     assert pair.received("server", sid) == REQUEST and pair.client.stats.zero_rtt_rejected
+
+
+def test_a_rejected_client_hears_what_was_resent_and_takes_the_lower_limits():
+    # RFC 9001 §4.6.2: the application learns 0-RTT was refused and what goes
+    # again; the server's new (lower) limits replace those of the ticket.
+    ticket_server = server_configuration(max_early_data=0xFFFFFFFF, max_data=1 << 20, max_streams_bidi=100)
+    ticket = ticket_from(ticket_server)
+    lowered = server_configuration(max_early_data=0xFFFFFFFF, max_data=1 << 19, max_streams_bidi=10,
+                                   ticket_sealer=ticket_server.tls_config().sealer(0))
+    pair, sid, _, _ = resume_with_early_data(lowered, ticket)
+    (rejected,) = [e for e in pair.client_events if isinstance(e, events.ZeroRttRejected)]
+    assert rejected.resent == {sid: len(REQUEST)}
+    streams = pair.client._streams
+    assert streams.send_data.limit <= 1 << 19 < 1 << 20
+    assert streams.local_streams[0].limit == 10
+    assert pair.received("server", sid) == REQUEST
 
 
 def test_no_0rtt_without_enable_early_data():
@@ -150,7 +168,8 @@ def test_our_client_0rtt_to_aioquic_server(pem_files):  # noqa: F811
 
     tickets = []
     first = Pair(server_factory=aioquic_server, rtt=RTT)
-    first.client = QuicConnection(configuration=client_configuration(), session_ticket_handler=tickets.append)
+    first.client = QuicConnection(configuration=client_configuration(), session_ticket_handler=tickets.append,
+                                  entropy=seeded_entropy(22))
     first.handshake()
     first.drive()
     assert tickets and tickets[0].max_early_data == 0xFFFFFFFF
@@ -249,16 +268,16 @@ def test_the_server_drops_its_0rtt_keys_three_ptos_after_confirmation():
     pair.client.send_stream_data(pair.client.get_next_available_stream_id(), REQUEST, end_stream=True)
     pair.drive()
     server = pair.server
-    assert server._zero_rtt_discard_at is not None
+    assert server._zero_rtt.discard_at is not None
     zero_rtt = [d for d in sent if [h.packet_type for h, _ in split_datagram(d, 8).packets] == [PacketType.ZERO_RTT]]
     # Before the deadline a replayed 0-RTT packet still opens (and is a duplicate) ...
     received, dropped = server.stats.zero_rtt_packets_received, server.stats.packets_dropped
-    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt_discard_at - 1e-3)
+    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt.discard_at - 1e-3)
     assert server.stats.zero_rtt_packets_received == received + 1
     # ... after it, the keys are gone and it is dropped unopened.
-    server.handle_timer(server._zero_rtt_discard_at)
-    assert server._zero_rtt_recv is None
-    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt_discard_at + 1e-3)
+    server.handle_timer(server._zero_rtt.discard_at)
+    assert server._zero_rtt.recv is None
+    server.receive_datagram(zero_rtt[0], pair.client_addr, now=server._zero_rtt.discard_at + 1e-3)
     assert server.stats.zero_rtt_packets_received == received + 1 and server.stats.packets_dropped == dropped + 1
 
 
@@ -271,10 +290,45 @@ def test_an_ack_for_rejected_0rtt_is_a_protocol_violation():
     ticket = ticket_from(ticket_server)
     no_early = server_configuration(max_early_data=0, ticket_sealer=ticket_server.tls_config().sealer(0))
     pair, sid, _, _ = resume_with_early_data(no_early, ticket)
-    assert pair.client.stats.zero_rtt_rejected and pair.client._zero_rtt_last_pn is not None
+    assert pair.client.stats.zero_rtt_rejected and pair.client._zero_rtt.rejected_last_pn is not None
     ack = bytearray()
     Ack(((0, 1),)).encode(ack)  # packet 0 was 0-RTT, which this server refused
     pair.client.receive_datagram(craft_short_packet(pair.server, bytes(ack)), ("10.0.0.2", 443), now=pair.now)
     pair.drive()
     closed = [e for e in pair.client_events if isinstance(e, events.ConnectionTerminated)]
     assert closed and closed[0].error_code == ErrorCode.PROTOCOL_VIOLATION
+
+
+def test_zero_rtt_state_decides_and_returns_without_a_connection():
+    # ZeroRtt owns the keys and rules; it hands back what the connection applies.
+    import dataclasses
+
+    from pyquic.crypto import initial_keys
+    from pyquic.recovery import LossRecovery
+    from pyquic.versions import QUIC_V1
+    from pyquic.zero_rtt import Refusal, ZeroRtt
+
+    keys, _ = initial_keys(QUIC_V1, b"\x01" * 8, True)  # any packet keys will do here
+    server_config = server_configuration(max_early_data=0xFFFFFFFF, max_data=1 << 20, max_streams_bidi=77)
+    ticket = ticket_from(server_config)
+    client = ZeroRtt()
+    # No remembered limits (or unreadable ones): no 0-RTT.
+    assert client.start_client(keys, None) is None and client.send is None
+    assert client.start_client(keys, dataclasses.replace(ticket, transport_parameters=b"\xff")) is None
+    assert client.send is None
+    remembered = client.start_client(keys, ticket)
+    assert remembered.initial_max_data == 1 << 20 and remembered.initial_max_streams_bidi == 77
+    assert client.send is keys
+    # Refused with nothing in flight: nothing to requeue, an empty event, no packet number to guard.
+    refusal = client.on_rejected(LossRecovery(is_client=True))
+    assert refusal == Refusal([], events.ZeroRttRejected({})) and client.send is None
+    assert client.rejected_last_pn is None
+    # Server: the receive keys stay 3 PTO after confirmation, then go.
+    server, loss = ZeroRtt(), LossRecovery(is_client=False)
+    server.on_handshake_confirmed(1.0, loss)
+    assert server.discard_at is None  # no 0-RTT keys, nothing to time
+    server.install_recv(keys)
+    server.on_handshake_confirmed(1.0, loss)
+    assert server.discard_at == 1.0 + 3 * loss.probe_timeout()
+    assert not server.recv_keys_expired(server.discard_at - 1e-3) and server.recv is keys
+    assert server.recv_keys_expired(server.discard_at) and server.recv is None

@@ -23,6 +23,12 @@ __all__ = ["connect"]
 # closing/draining period (3 PTO, RFC 9000 §10.2) before dropping the socket.
 CLOSE_TIMEOUT = 5.0
 
+# What the sans-I/O core is never given by default, supplied here for every
+# connection and endpoint this package builds (an `entropy=` keyword, or a
+# wall_clock already set on the configuration, wins):
+DEFAULT_ENTROPY: Callable[[int], bytes] = os.urandom  # CIDs, reset tokens, TLS randoms, Retry tokens
+DEFAULT_WALL_CLOCK: Callable[[], float] = time.time  # certificate validity, ticket ages
+
 
 def prepare_configuration(configuration: QuicConfiguration) -> None:
     """What every connection's configuration gets here: the wall clock for
@@ -35,7 +41,7 @@ def prepare_configuration(configuration: QuicConfiguration) -> None:
     if getattr(configuration, "auto_consume", False):
         configuration.auto_consume = False
     if configuration.wall_clock is None:
-        configuration.wall_clock = time.time
+        configuration.wall_clock = DEFAULT_WALL_CLOCK
         changed = True
     keylog = os.environ.get("SSLKEYLOGFILE")
     if keylog and configuration.secrets_log_file is None:
@@ -53,6 +59,7 @@ def prepare_configuration(configuration: QuicConfiguration) -> None:
 def _new_connection(configuration: QuicConfiguration, **kwargs: Any) -> Any:
     from ..connection import QuicConnection
 
+    kwargs.setdefault("entropy", DEFAULT_ENTROPY)
     return QuicConnection(configuration=configuration, **kwargs)
 
 

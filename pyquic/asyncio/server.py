@@ -12,7 +12,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from ..config import QuicConfiguration
-from .client import prepare_configuration
+from .client import DEFAULT_ENTROPY, prepare_configuration
 from .protocol import QuicConnectionProtocol, QuicStreamHandler
 from .udp import UdpSocket, create_socket
 
@@ -63,7 +63,7 @@ class QuicServer:
         self._configuration = configuration
         self._create_protocol = create_protocol
         self._stream_handler = stream_handler
-        self._endpoint = QuicEndpoint(configuration, **(endpoint_kwargs or {}))
+        self._endpoint = QuicEndpoint(configuration, **{"entropy": DEFAULT_ENTROPY, **(endpoint_kwargs or {})})
         self._protocols: dict[int, QuicConnectionProtocol] = {}  # id(connection) -> protocol
         self._touched: dict[int, QuicConnectionProtocol] = {}  # during one socket drain
         self._udp: Optional[UdpSocket] = None
@@ -160,10 +160,9 @@ class QuicServer:
         def terminated() -> None:
             self._protocols.pop(key, None)
             self._touched.pop(key, None)
-            # Drop its routes now rather than when a stray datagram arrives.
-            forget = getattr(self._endpoint, "forget", None) or getattr(self._endpoint, "_after", None)
-            if forget is not None:
-                forget(connection)
+            # Drop its routes and its place under the caps now (a half-open
+            # one ends on its handshake timeout with no datagram to tell us).
+            self._endpoint.forget(connection)
 
         protocol._connection_terminated_handler = terminated
         return protocol
@@ -219,15 +218,27 @@ async def serve(
     create_protocol: Callable[..., QuicConnectionProtocol] = QuicConnectionProtocol,
     stream_handler: Optional[QuicStreamHandler] = None,
     reuse_port: bool = False,
+    retry: Any = "auto",
     **endpoint_kwargs: Any,
 ) -> QuicServer:
     """Start a QUIC server on ``host``:``port`` (0 picks a port: see
     ``server.local_address``).  ``stream_handler(reader, writer)`` is called
     for each stream a client opens (a coroutine function runs as a task);
     ``create_protocol(connection, stream_handler=...)`` builds each
-    connection's protocol.  Extra keyword arguments go to QuicEndpoint."""
+    connection's protocol.
+
+    ``retry`` is the address-validation policy (RFC 9000 §8.1): ``"auto"``
+    (the default) answers new clients with Retry only while many handshakes
+    are half-open (QuicEndpoint's ``retry_threshold``, e.g. under a flood of
+    Initials), ``"always"`` validates every client with Retry (one more
+    round trip), ``"never"`` does not (past ``max_half_open`` clients are
+    refused).  True and False mean "always" and "never", as before.  Extra
+    keyword arguments go to QuicEndpoint (``max_connections``,
+    ``max_half_open``, ``retry_threshold``, ...); the handshake timeout is
+    QuicConfiguration.handshake_timeout."""
     loop = asyncio.get_running_loop()
     prepare_configuration(configuration)
+    endpoint_kwargs["retry"] = retry
     server = QuicServer(configuration=configuration, create_protocol=create_protocol,
                         stream_handler=stream_handler, endpoint_kwargs=endpoint_kwargs)
     sock = create_socket(host, port, reuse_port=reuse_port)

@@ -102,6 +102,11 @@ class Lib:
             config.secrets_log_file = open(args.keylog, "a")
         if not is_client and self.impl == "pyquic":
             config.max_early_data = 0xFFFFFFFF  # 0-RTT accepted (aioquic and qh3 always do)
+        if args.versions:
+            # QUIC versions in preference order; the client starts with the first.
+            config.supported_versions = [int(v, 0) for v in args.versions.split(",")]
+            if is_client and self.impl == "pyquic":
+                config.original_version = config.supported_versions[0]
         return config
 
 
@@ -250,6 +255,8 @@ async def run_server(lib: Lib, args) -> None:
         "session_ticket_handler": lambda t: tickets.__setitem__(t.ticket, t),
         "session_ticket_fetcher": lambda label: tickets.pop(label, None),
     }
+    if args.retry:
+        extra["retry"] = True
     server = await lib.aio.serve(args.host, args.port, configuration=config, create_protocol=server_protocol(lib),
                                  **extra)
     port = args.port
@@ -560,6 +567,8 @@ def main() -> int:
     ap.add_argument("--offer-ec-key-shares", action="store_true", help="qh3 client: also P-256/P-384 shares")
     ap.add_argument("--keylog", default=os.environ.get("SSLKEYLOGFILE", ""))
     ap.add_argument("--timeout", type=float, default=60.0, help="per client operation")
+    ap.add_argument("--retry", action="store_true", help="server: address validation with Retry for every client")
+    ap.add_argument("--versions", default="", help="QUIC versions in preference order, e.g. 0x6b3343cf,0x1")
     args = ap.parse_args()
     lib = Lib(args.impl)
     if args.role == "server":
