@@ -30,31 +30,10 @@ fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/pyquic-fuzz-asan.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 
-LIBASAN="$(gcc -print-file-name=libasan.so)"
-[ -e "$LIBASAN" ] || { echo "fuzz/asan.sh: libasan.so not found" >&2; exit 1; }
-
-mkdir -p "$TMP/lib"
-for pkg in pyquic tls; do
-    (cd "$REPO" && find "$pkg" -name '*.py' -o -name '*.pyi' | grep -v __pycache__) |
-        while read -r f; do
-            mkdir -p "$TMP/lib/$(dirname "$f")"
-            cp "$REPO/$f" "$TMP/lib/$f"
-        done
-done
-(cd "$REPO" && PYQUIC_ASAN=1 "$PYTHON" setup.py -q build_ext --force \
-    --build-lib "$TMP/lib" --build-temp "$TMP/build") >"$TMP/build.log" 2>&1 || {
-    cat "$TMP/build.log" >&2
-    echo "fuzz/asan.sh: build failed" >&2
-    exit 1
-}
-
 # Relative paths in the arguments (corpus directories) stay relative to the caller.
-export LD_PRELOAD="$LIBASAN"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export PYTHONMALLOC=malloc
-export PYTHONPATH="$TMP/lib"
-export PYTHONDONTWRITEBYTECODE=1
-export PYQUIC_FUZZ_EXPECT_CRYPTO_FROM="$TMP/lib"
+ASAN_WHO=fuzz/asan.sh
+source "$REPO/scripts/asan_build.sh"
+export PYQUIC_FUZZ_EXPECT_CRYPTO_FROM="$ASAN_LIB"
 # With no coverage signal, libFuzzer would keep inputs short and drop the
 # seeds; let every input be long enough for a whole plan.
 status=0

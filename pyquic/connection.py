@@ -1412,6 +1412,7 @@ class QuicConnection:
         self._state = state
         self._close_at = now + 3 * self._loss.probe_timeout()
         self._builder.drop_queued()
+        self._streams.drop_buffers()
 
     def _reply_while_closing(self) -> None:
         # RFC 9000 §10.2.1: repeat CONNECTION_CLOSE, at a decreasing rate.

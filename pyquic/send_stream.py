@@ -318,6 +318,10 @@ class SendStream:
         self._retransmit = _Spans()
         self._acked = _Spans()
 
+    def drop_buffered(self) -> None:
+        """The connection is closing: nothing held will be sent or resent."""
+        self._release()
+
     def reset(self, error_code: int) -> bool:
         """Abandon sending (RFC 9000 §3.1: Ready/Send/Data Sent -> Reset Sent); True if it did."""
         if self.state > SendState.DATA_SENT:

@@ -313,6 +313,18 @@ class StreamManager:
             if stream.send is not None:
                 stream.send.credit.on_max(self._initial_send_limit(stream_id))
 
+    def drop_buffers(self) -> None:
+        """The connection is closing or draining (RFC 9000 §10.2): no stream
+        data will be delivered, sent or resent any more, so what the
+        streams hold (out-of-order chunks, unacknowledged data) goes now
+        rather than when the connection object is dropped."""
+        for stream in self.streams.values():
+            if stream.recv is not None:
+                stream.recv.release()
+            if stream.send is not None:
+                stream.send.drop_buffered()
+        self._send_queue.clear()
+
     def replace_peer_limits(self, params: object) -> None:
         """The peer refused our 0-RTT (RFC 9001 §4.6.2): its new transport
         parameters replace the limits remembered from the ticket, lower ones

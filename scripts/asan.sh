@@ -23,39 +23,9 @@ PYTHON="${PYTHON:-$(command -v python3)}"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/pyquic-asan.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 
-LIBASAN="$(gcc -print-file-name=libasan.so)"
-if [ ! -e "$LIBASAN" ]; then
-    echo "asan.sh: libasan.so not found (gcc -print-file-name=libasan.so gave '$LIBASAN')" >&2
-    exit 1
-fi
-
-# The Python packages, without any compiled extension from the normal build.
-mkdir -p "$TMP/lib"
-for pkg in pyquic tls; do
-    [ -d "$REPO/$pkg" ] || continue
-    (cd "$REPO" && find "$pkg" -name '*.py' -o -name '*.pyi' | grep -v __pycache__) |
-        while read -r f; do
-            mkdir -p "$TMP/lib/$(dirname "$f")"
-            cp "$REPO/$f" "$TMP/lib/$f"
-        done
-done
-
-echo "asan.sh: building pyquic._crypto with -fsanitize=address into $TMP/lib"
-(cd "$REPO" && PYQUIC_ASAN=1 "$PYTHON" setup.py -q build_ext --force \
-    --build-lib "$TMP/lib" --build-temp "$TMP/build") >"$TMP/build.log" 2>&1 || {
-    cat "$TMP/build.log" >&2
-    echo "asan.sh: build failed" >&2
-    exit 1
-}
-
-# PYTHONMALLOC=malloc sends every Python allocation (bytes objects included)
-# through malloc, so ASan sees the bounds of the buffers the extension touches.
-export LD_PRELOAD="$LIBASAN"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export PYTHONMALLOC=malloc
-export PYTHONPATH="$TMP/lib"
-export PYTHONDONTWRITEBYTECODE=1
-export PYQUIC_EXPECT_CRYPTO_FROM="$TMP/lib" # checked by test_crypto_vectors.py
+ASAN_WHO=asan.sh
+source "$REPO/scripts/asan_build.sh"
+export PYQUIC_EXPECT_CRYPTO_FROM="$ASAN_LIB" # checked by test_crypto_vectors.py
 export PYQUIC_VECTORS="${PYQUIC_VECTORS:-$REPO/../shared/vectors}"
 
 cd "$TMP" # keep the repository root (and its in-place .so) off sys.path
