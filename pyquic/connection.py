@@ -227,6 +227,7 @@ class QuicConnection:
         self._token = b""
         self._peer_initial_scid: Optional[bytes] = None
         self._initial_dcid: Optional[bytes] = None  # server: the DCID of the client's Initials
+        self._first_initial: Optional[tuple] = None  # server: what receive_first_initial was handed
         self._datagram_size = 0
         self._cid_length = config.connection_id_length
         self._max_ack_ranges = config.max_ack_ranges_received
@@ -647,6 +648,17 @@ class QuicConnection:
         if self._state < QuicConnectionState.DRAINING:
             self._guarded_receive(data, addr, now)
 
+    def receive_first_initial(self, data: bytes, addr: Any, now: float, keys: tuple, opened: tuple) -> None:
+        """Server, from QuicEndpoint: the first datagram, whose first packet (an
+        Initial) the endpoint opened already: `keys` are the (send, receive)
+        Initial keys of its DCID, `opened` that packet's (plain header,
+        payload, packet number); neither is derived nor opened again."""
+        self._first_initial = (keys, opened)
+        try:
+            self.receive_datagram(data, addr, now)
+        finally:
+            self._first_initial = None  # only ever for that packet
+
     def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> None:
         """Process the datagrams of one GRO batch from `addr`: `data` holds
         them back to back, `segment_size` bytes each (the last may be
@@ -799,8 +811,9 @@ class QuicConnection:
         space = self._spaces[sid]
         if space.discarded:
             return self._drop()
+        opened = None
         if not self.is_client and ptype is PacketType.INITIAL and space.recv_keys is None:
-            self._server_first_initial(header, view, now)
+            opened = self._server_first_initial(header, view, now)
             if self._state >= QuicConnectionState.CLOSING:
                 return False
         if ptype is PacketType.ONE_RTT:
@@ -821,7 +834,8 @@ class QuicConnection:
             if keys is None:
                 return self._hold_undecryptable(header, view)
         try:
-            plain, payload, pn = keys.protection.unprotect(view, header.pn_offset, space.ack.largest_received)
+            largest = space.ack.largest_received
+            plain, payload, pn = opened or keys.protection.unprotect(view, header.pn_offset, largest)
         except CryptoError:
             return bool(self._decryption_failed(None))
         if ptype is PacketType.ZERO_RTT:
@@ -866,15 +880,23 @@ class QuicConnection:
         for header, view in split_datagram(datagram, self._configuration.connection_id_length)[0]:
             self._receive_packet(header, view, now)
 
-    def _server_first_initial(self, header: PartialHeader, view: memoryview, now: float) -> None:
+    def _server_first_initial(self, header: PartialHeader, view: memoryview, now: float) -> Optional[tuple]:
         """The first Initial a server sees: Initial keys from its DCID, the
-        client's Source CID as ours to use, and the TLS engine."""
+        client's Source CID as ours to use, and the TLS engine.  Returns the
+        packet opened, when the endpoint handed it over with the keys (the
+        datagram's first packet: this one)."""
         self._initial_dcid = header.destination_cid
-        self._install_initial_keys(header.destination_cid)
+        handed, self._first_initial = self._first_initial, None
+        if handed is None:
+            self._install_initial_keys(header.destination_cid)
+        else:
+            space = self._spaces[INITIAL]
+            (space.send_keys, space.recv_keys), _ = handed
         self._peer_initial_scid = header.source_cid
         self._peer_cids.set_initial(header.source_cid)
         self._qlog_start()
         self._create_engine()
+        return None if handed is None else handed[1]
 
     def _process_packet(
         self, space: Space, ptype: PacketType, plain: bytes, payload: bytes, pn: int, dcid: bytes, now: float

@@ -8,24 +8,32 @@
 #     bytes (§14.1) with a DCID of at least 8 bytes (§7.2) is opened first
 #     with the Initial keys its DCID gives (RFC 9001 §5.2) and must hold a
 #     CRYPTO frame; only then is a QuicConnection (routes, TLS engine, a slot
-#     under the caps) created and handed the datagram.  What does not open
-#     is dropped and counted ("initial_undecryptable"), nothing remembered,
-#     nothing answered -- except a Retry: when the policy answers a client
-#     without a token with Retry, it does so before opening (stateless,
-#     smaller than the Initial, and half the work under a flood);
+#     under the caps) created and handed the datagram together with the
+#     Initial keys and the opened first packet (QuicConnection.
+#     receive_first_initial), so neither is derived nor opened twice.  What
+#     does not open is dropped and counted ("initial_undecryptable"),
+#     nothing remembered, nothing answered -- except a Retry: when the
+#     policy answers a client without a token with Retry, it does so before
+#     opening (stateless, smaller than the Initial, and half the work under
+#     a flood);
 #   - address validation (pyquic/address_validation.py: Retry tokens and the
 #     "never" / "always" / "auto" policy): Retry (§8.1.2) when the policy
 #     wants it; a token of ours that is expired or for another address gets
 #     an Initial with CONNECTION_CLOSE(INVALID_TOKEN) (§8.1.3); a token that
 #     is not ours is dropped while Retry is on, ignored while it is off;
-#   - the caps a flood of Initials meets: at most `max_half_open` connections
-#     whose handshake is not complete (for addresses not validated by a
-#     token; each also ends at QuicConfiguration.handshake_timeout), at most
-#     `max_connections` live (or accepted but not yet taken) connections;
-#     past a cap a new client gets Retry when the policy allows it, else an
-#     Initial with CONNECTION_CLOSE(CONNECTION_REFUSED) (§5.2.2), both built
-#     without a connection; stateless replies waiting to be sent are capped
-#     at `max_pending_replies`;
+#   - the caps a flood of Initials meets: connections whose handshake is not
+#     complete (half-open; each also ends at QuicConfiguration.
+#     handshake_timeout) are counted together; a client whose address is
+#     not validated gets one while fewer than `max_half_open` are, one whose
+#     Retry token validated it while fewer than `max_half_open +
+#     max_validated_half_open` are (a reserve unvalidated floods cannot take,
+#     and still a bound: an attacker with real addresses can pass Retry);
+#     at most `max_connections` live (or accepted but not yet taken)
+#     connections.  Past a cap a new unvalidated client gets Retry when the
+#     policy allows it, else (and a validated one always: §17.2.5.2, no
+#     second Retry) an Initial with CONNECTION_CLOSE(CONNECTION_REFUSED)
+#     (§5.2.2), both built without a connection; stateless replies waiting
+#     to be sent are capped at `max_pending_replies`;
 #   - the answers no connection owns: Version Negotiation for unknown
 #     versions (§6.1), Retry, stateless reset for short-header packets of
 #     unknown CIDs (§10.3, always smaller than the packet that triggered it,
@@ -48,7 +56,7 @@ from .address_validation import (
 from .config import QuicConfiguration
 from .connection import QuicConnection, QuicConnectionState
 from .connection_ids import stateless_reset_token
-from .crypto import INITIAL_CIPHER_SUITE, CryptoError, derive_packet_keys
+from .crypto import INITIAL_CIPHER_SUITE, CryptoError, PacketKeys, derive_packet_keys
 from .errors import ErrorCode, TransportError
 from .frames import ConnectionClose, Crypto, parse_frames
 from .packet import (
@@ -67,6 +75,7 @@ MIN_STATELESS_RESET = 21  # RFC 9000 §10.3: 5 unpredictable bytes + 16-byte tok
 MAX_STATELESS_RESET = 43  # §10.3: no reason to be longer
 DEFAULT_MAX_CONNECTIONS = 4096  # live plus accepted-but-not-taken connections
 DEFAULT_MAX_HALF_OPEN = 256  # connections whose handshake is not complete (unvalidated addresses)
+DEFAULT_MAX_VALIDATED_HALF_OPEN = 256  # more of them, for addresses a Retry token validated
 DEFAULT_MAX_PENDING_REPLIES = 1024  # stateless datagrams waiting to be sent
 PRUNE_INTERVAL = 0.05  # seconds between sweeps of the half-open set under load
 
@@ -87,19 +96,25 @@ class QuicEndpoint:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_pending_replies: int = DEFAULT_MAX_PENDING_REPLIES,
         max_half_open: int = DEFAULT_MAX_HALF_OPEN,
+        max_validated_half_open: int = DEFAULT_MAX_VALIDATED_HALF_OPEN,
         retry_threshold: int = DEFAULT_RETRY_THRESHOLD,
         retry_release: Optional[int] = None,
     ) -> None:
         """`retry`: "never", "always" or "auto" (True and False mean "always"
         and "never"); "auto" sends Retry while `retry_threshold` or more
         connections are half-open (handshake not complete) and stops once
-        they fall below `retry_release` (default: half the threshold)."""
+        they fall below `retry_release` (default: half the threshold).
+        Half-open caps: `max_half_open` for unvalidated addresses, and up to
+        `max_validated_half_open` more for token-validated ones."""
         if configuration.is_client:
             raise ValueError("QuicEndpoint serves: give it a server configuration")
         if max_connections < 1 or max_pending_replies < 1 or max_half_open < 1:
             raise ValueError("max_connections, max_half_open and max_pending_replies must be at least 1")
+        if max_validated_half_open < 0:
+            raise ValueError("max_validated_half_open must be at least 0")
         self.max_connections = max_connections
         self.max_half_open = max_half_open
+        self.max_validated_half_open = max_validated_half_open
         self.max_pending_replies = max_pending_replies
         self.configuration = configuration
         self._entropy = configuration.require_inputs(entropy, "QuicEndpoint")  # no default: sans-I/O
@@ -164,9 +179,7 @@ class QuicEndpoint:
                 return self._dropped()
             conn = self._routes.get(header.destination_cid)
             if conn is None:
-                conn = self._new_connection(header, data, addr, now)
-                if conn is None:
-                    return None
+                return self._new_connection(header, data, addr, now)  # it got the datagram
         conn.receive_datagram(data, addr, now)
         self._after(conn)
         return conn
@@ -246,10 +259,11 @@ class QuicEndpoint:
                 return None
         # Nothing more happens for a datagram that does not open (RFC 9001
         # §5.2: anyone can derive these keys, but junk cannot): no state, no answer.
-        initial_secret = self._open_first_initial(header, data)
-        if initial_secret is None:
+        first = self._open_first_initial(header, data)
+        if first is None:
             self.stats["initial_undecryptable"] += 1
             return self._dropped()
+        initial_secret, recv_keys, opened = first
         odcid, retry_scid = header.destination_cid, None
         if checked is not None:
             if checked.retry_scid != header.destination_cid:
@@ -260,11 +274,10 @@ class QuicEndpoint:
                 self._close_stateless(header, initial_secret, addr, ErrorCode.INVALID_TOKEN, "invalid token")
                 return None
             odcid, retry_scid = checked.original_dcid, checked.retry_scid
-        elif over_cap:
-            self._close_stateless(header, initial_secret, addr, ErrorCode.CONNECTION_REFUSED, "server busy")
-            self.stats["refused"] += 1
-            return None
-        if len(self._cids) >= self.max_connections or len(self._accepted) >= self.max_connections:
+            # Validated, yet still a bound (see the module header); past it no
+            # Retry (the client took one already, RFC 9000 §17.2.5.2): refused.
+            over_cap = self._count_half_open(now) >= self.max_half_open + self.max_validated_half_open
+        if over_cap or len(self._cids) >= self.max_connections or len(self._accepted) >= self.max_connections:
             self._close_stateless(header, initial_secret, addr, ErrorCode.CONNECTION_REFUSED, "server busy")
             self.stats["refused"] += 1
             return None
@@ -285,22 +298,26 @@ class QuicEndpoint:
         self._half_open[conn] = None
         if len(self._half_open) > self.stats["half_open_peak"]:
             self.stats["half_open_peak"] = len(self._half_open)
+        # The keys and the packet were derived and opened above: handed over, not redone.
+        conn.receive_first_initial(data, addr, now, (_server_keys(header.version, initial_secret), recv_keys), opened)
+        self._after(conn)
         return conn
 
-    def _open_first_initial(self, header: Any, data: bytes) -> Optional[bytes]:
+    def _open_first_initial(self, header: Any, data: bytes) -> Optional[tuple[bytes, PacketKeys, tuple]]:
         """Open the datagram's first packet (an Initial) with the client Initial
         keys of its DCID; it must hold a CRYPTO frame (only a ClientHello starts
-        a connection).  Returns the initial secret (RFC 9001 §5.2, for a
-        stateless answer), or None.  Costs five HMACs and one AEAD open."""
+        a connection).  Returns the initial secret (RFC 9001 §5.2, for the
+        server's keys), the client's keys and the opened packet (plain header,
+        payload, packet number), or None.  Costs five HMACs and one AEAD open."""
         initial_secret = hkdf_extract("sha256", version_info(header.version).initial_salt, header.destination_cid)
         client_secret = hkdf_expand_label("sha256", initial_secret, b"client in", b"", 32)
         keys = derive_packet_keys(header.version, INITIAL_CIPHER_SUITE, client_secret)
         try:
-            _, payload, _ = keys.protection.unprotect(memoryview(data)[: header.length], header.pn_offset, -1)
-            frames = parse_frames(payload, PacketType.INITIAL, from_server=False).frames
+            opened = keys.protection.unprotect(memoryview(data)[: header.length], header.pn_offset, -1)
+            frames = parse_frames(opened[1], PacketType.INITIAL, from_server=False).frames
         except (CryptoError, TransportError):
             return None
-        return initial_secret if any(type(frame) is Crypto for frame in frames) else None
+        return (initial_secret, keys, opened) if any(type(frame) is Crypto for frame in frames) else None
 
     def _send_retry(self, header: Any, addr: Any, now: float) -> None:
         """RFC 9000 §8.1.2: the token carries what the connection will need."""
@@ -313,8 +330,7 @@ class QuicEndpoint:
         """An Initial carrying CONNECTION_CLOSE(code), no connection behind it:
         CONNECTION_REFUSED (RFC 9000 §5.2.2) or INVALID_TOKEN (§8.1.3), protected
         with the server Initial keys the client's DCID gives (§17.2.2)."""
-        server_secret = hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32)
-        send = derive_packet_keys(header.version, INITIAL_CIPHER_SUITE, server_secret)
+        send = _server_keys(header.version, initial_secret)
         payload = bytearray()
         # Long enough for the header protection sample (RFC 9001 §5.4.2):
         # packet number and payload are well over 4 bytes.
@@ -426,6 +442,12 @@ class QuicEndpoint:
             if timer is not None and timer <= now:
                 conn.handle_timer(now)
             self._after(conn)
+
+
+def _server_keys(version: int, initial_secret: bytes) -> PacketKeys:
+    """The server's Initial keys (RFC 9001 §5.2) from the initial secret."""
+    server_secret = hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32)
+    return derive_packet_keys(version, INITIAL_CIPHER_SUITE, server_secret)
 
 
 def _grease_version(entropy: Callable[[int], bytes]) -> int:

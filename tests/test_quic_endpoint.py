@@ -2,11 +2,12 @@
 # client's original DCID and every CID the connection issues, until it
 # terminates), accepting only full-sized Initials with long enough DCIDs
 # that open with their Initial keys and carry CRYPTO (junk leaves no
-# state), Version Negotiation, Retry tokens (AEAD-sealed, bound to the
-# address, expiring; ours-but-stale ones draw INVALID_TOKEN), the retry
-# policy ("never" / "always" / "auto" with hysteresis), the half-open cap
-# and the handshake timeout, stateless resets with the RFC 9000 §10.3 size
-# rules, timers.  The same under real floods over UDP: test_quic_flood.py.
+# state; what opened is handed to the connection, not opened again),
+# Version Negotiation, Retry tokens (AEAD-sealed, bound to the address,
+# expiring; ours-but-stale ones draw INVALID_TOKEN), the retry policy
+# ("never" / "always" / "auto" with hysteresis), the half-open caps
+# (unvalidated; token-validated) and the handshake timeout, stateless
+# resets with the RFC 9000 §10.3 size rules, timers.  The same under real floods over UDP: test_quic_flood.py.
 import pytest
 
 from pyquic import events
@@ -14,6 +15,7 @@ from pyquic.connection import QuicConnection, QuicConnectionState
 from pyquic.connection_ids import stateless_reset_token
 from pyquic.address_validation import TOKEN_EXPIRED, TOKEN_VALID, TOKEN_WRONG_ADDRESS, RetryPolicy
 from pyquic.endpoint import QuicEndpoint, RetryTokens
+from pyquic.crypto import initial_keys
 from pyquic.errors import ErrorCode, UsageError
 from pyquic.packet import PacketType, decode_header, split_datagram
 from pyquic.versions import QUIC_V1, QUIC_V2
@@ -266,6 +268,43 @@ def test_undecryptable_initials_leave_no_state():
     assert len(endpoint.connections) == 4 and endpoint.stats["refused"] == 0
 
 
+def test_the_first_initial_is_opened_once_and_handed_over_with_its_keys():
+    # The endpoint opens a new client's first Initial (to decide whether to
+    # keep state) and hands the connection that packet, opened, with the
+    # Initial keys: the connection neither derives nor opens it again.  A
+    # datagram whose first packet is damaged after it was opened shows it.
+    client, flight = first_flight()
+    header = decode_header(flight[0], 0, short_dcid_length=8)
+    keys = initial_keys(header.version, header.destination_cid, is_client=False)
+    opened = keys[1].protection.unprotect(flight[0][: header.length], header.pn_offset, -1)
+    damaged = bytearray(flight[0])
+    damaged[header.length - 1] ^= 1  # the AEAD tag
+
+    def server():
+        return QuicConnection(configuration=server_configuration(), entropy=seeded_entropy(3),
+                              original_destination_connection_id=header.destination_cid)
+
+    unaided = server()
+    for datagram in (bytes(damaged), *flight[1:]):
+        unaided.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    # The ClientHello's first part is lost to it: no ServerHello, no Handshake keys.
+    assert unaided.stats.decryption_failures == 1 and unaided._spaces[1].send_keys is None
+    handed = server()
+    handed.receive_first_initial(bytes(damaged), CLIENT_ADDR, 0.0, keys, opened)
+    assert handed._first_initial is None  # for that one packet only
+    assert (handed._spaces[0].send_keys, handed._spaces[0].recv_keys) == keys
+    for datagram in flight[1:]:
+        handed.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert handed.stats.decryption_failures == 0 and handed._spaces[1].send_keys is not None
+    for datagram, _ in handed.datagrams_to_send(0.0):
+        client.receive_datagram(datagram, SERVER_ADDR, now=0.01)
+    assert client._spaces[1].recv_keys is not None  # the ServerHello opened: the handed send keys are right
+    # Through the endpoint, the whole handshake (the endpoint_pair tests) and:
+    endpoint = make_endpoint(retry="never")
+    conn = endpoint.receive_datagram(flight[0], CLIENT_ADDR, 0.0)
+    assert conn is not None and conn.stats.packets_received == 1 and conn.stats.decryption_failures == 0
+
+
 def test_an_initial_that_opens_but_carries_no_crypto_frame_is_dropped():
     from pyquic.crypto import initial_keys
     from pyquic.packet import encode_long_header
@@ -362,6 +401,36 @@ def test_auto_retry_turns_on_above_the_threshold_and_validated_clients_pass_the_
     assert half_open_clients(endpoint, [60], now=10.5) == [[]]
     # "always": Retry even with nobody half-open.
     assert half_open_clients(make_endpoint(retry="always"), [61]) == [[PacketType.RETRY] * 2]
+
+
+def test_validated_half_open_connections_have_a_bound_of_their_own():
+    # max_half_open for unvalidated addresses; token-validated ones get up to
+    # max_validated_half_open more (a reserve unvalidated clients cannot
+    # take), then CONNECTION_REFUSED: they cannot take a second Retry.
+    endpoint = make_endpoint(retry="auto", retry_threshold=2, max_half_open=2, max_validated_half_open=2)
+    assert half_open_clients(endpoint, [30, 31]) == [[], []] and endpoint.half_open == 2
+    for seed in (50, 51):
+        _, again = retried_client(endpoint, seed=seed)
+        conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
+        assert conn is not None and conn._address_validated
+    assert endpoint.half_open == 4 and endpoint.stats["half_open_peak"] == 4 and endpoint.stats["refused"] == 0
+    client, again = retried_client(endpoint, seed=52)
+    assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02) is None
+    assert endpoint.half_open == 4 and len(endpoint.connections) == 4 and endpoint.stats["refused"] == 1
+    assert closed_by(endpoint, client, CLIENT_ADDR) == ErrorCode.CONNECTION_REFUSED
+    # New unvalidated clients still get Retry, not a refusal.
+    assert half_open_clients(endpoint, [32], now=0.03)[0][0] is PacketType.RETRY
+    # Counted together: validated connections fill unvalidated slots first,
+    # so with no reserve a validated client past max_half_open is refused.
+    endpoint = make_endpoint(retry="always", max_half_open=1, max_validated_half_open=0)
+    _, again = retried_client(endpoint, seed=53)
+    assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02) is not None
+    client, again = retried_client(endpoint, seed=54)
+    assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02) is None
+    assert closed_by(endpoint, client, CLIENT_ADDR) == ErrorCode.CONNECTION_REFUSED
+    assert endpoint.half_open == 1 and endpoint.stats["refused"] == 1
+    with pytest.raises(ValueError):
+        make_endpoint(max_validated_half_open=-1)
 
 
 def test_stateless_reset_size_rules():
