@@ -53,9 +53,9 @@ class PeerProcess:
     """One raw_peer.py process; its stdout JSON lines are collected as they come."""
 
     def __init__(self, args: list[str], env: Optional[dict] = None, name: str = "peer",
-                 cpu: Optional[int] = None) -> None:
+                 cpu: Optional[int] = None, script: Path = PEER_SCRIPT) -> None:
         self.name = name
-        self.args = [PYTHON, str(PEER_SCRIPT), *args]
+        self.args = [PYTHON, str(script), *args]
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.setdefault("PYTHONUNBUFFERED", "1")
