@@ -306,6 +306,16 @@ class QuicConnection:
         return self._alpn
 
     @property
+    def peer_max_datagram_frame_size(self) -> int:
+        """The peer's max_datagram_frame_size transport parameter (0: none)."""
+        return self._peer_max_datagram_frame_size
+
+    @property
+    def peer_address(self) -> Any:
+        """The address the peer is reached at now (it may change: migration)."""
+        return self._network_path
+
+    @property
     def state(self) -> QuicConnectionState:
         return self._state
 
