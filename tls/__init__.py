@@ -3,6 +3,7 @@
 # ../shared/ARCHITECTURE.md, "The TLS seam", and tls/engine.py for the contract.
 from __future__ import annotations
 
+from ._version import __version__
 from .config import Config, ExternalPsk, VerifyMode
 from .connection import TLSConnection
 from .engine import Engine
@@ -88,3 +89,4 @@ __all__ = [
     "next_traffic_secret",
     "traffic_key_iv",
 ]
+
