@@ -19,18 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_io import emit, until_stdin_closes  # noqa: E402
+
 ALPN = "hq-interop"
 RESET_CODE = 0x1
-
-
-def emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 class Lib:
@@ -175,11 +172,7 @@ async def run_server(lib: Lib, args) -> None:
                                  create_protocol=server_protocol(lib, args.root))
     port = args.port or server._transport.get_extra_info("sockname")[1]
     emit({"event": "listening", "port": port, "pid": os.getpid()})
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    fd = sys.stdin.fileno()
-    loop.add_reader(fd, lambda: stop.done() or (not os.read(fd, 4096) and stop.set_result(None)))
-    await stop
+    await until_stdin_closes()  # the harness owns our lifetime
     server.close()
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import mimetypes
 import os
 import sys
@@ -42,14 +41,10 @@ from urllib.parse import unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pattern import chunks  # noqa: E402
+from peer_io import emit, measure_rps, until_stdin_closes  # noqa: E402
 
 ALPN = "h3"
 FILE_CHUNK = 1 << 20  # one DATA frame per MiB read from disk
-
-
-def emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 class Lib:
@@ -249,12 +244,7 @@ async def run_server(lib: Lib, args) -> None:
         session_ticket_fetcher=lambda label: tickets.pop(label, None))
     port = server._transport.get_extra_info("sockname")[1]
     emit({"event": "listening", "port": port, "pid": os.getpid()})
-    # Until stdin closes or we are killed: the harness owns our lifetime.
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    fd = sys.stdin.fileno()
-    loop.add_reader(fd, lambda: stop.done() or (not os.read(fd, 4096) and stop.set_result(None)))
-    await stop
+    await until_stdin_closes()  # the harness owns our lifetime
     server.close()
 
 
@@ -413,35 +403,14 @@ class Client:
 
     async def rps(self, proto, url: str, total: int, inflight: int) -> dict:
         """`total` GETs of one URL, `inflight` at a time on this one connection."""
-        errors, sizes = 0, set()
-        left = total
-        first_error = None
 
-        async def worker() -> None:
-            nonlocal left, errors, first_error
-            while left > 0:
-                left -= 1
-                try:
-                    st = await asyncio.wait_for(asyncio.shield(proto.request("GET", url)), self.args.timeout)
-                    if header(st["headers"] or [], b":status") != b"200":
-                        raise RequestFailed(f"status {header(st['headers'] or [], b':status')!r}")
-                    sizes.add(st["bytes"])
-                except Exception as exc:
-                    errors += 1
-                    first_error = first_error or f"{type(exc).__name__}: {exc}"
+        async def get_one() -> int:
+            st = await asyncio.shield(proto.request("GET", url))
+            if header(st["headers"] or [], b":status") != b"200":
+                raise RequestFailed(f"status {header(st['headers'] or [], b':status')!r}")
+            return st["bytes"]
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(min(inflight, total))))
-        seconds = time.perf_counter() - t0
-        if len(sizes) > 1:
-            errors += 1
-            first_error = first_error or f"responses of different sizes {sorted(sizes)}"
-        res = {"event": "rps", "url": url, "requests": total, "concurrency": inflight, "seconds": seconds,
-               "rps": total / seconds if seconds else 0.0, "errors": errors,
-               "bytes": sizes.pop() if len(sizes) == 1 else None}
-        if first_error:
-            res["error"] = first_error
-        return res
+        return await measure_rps(get_one, url, total, inflight, self.args.timeout)
 
 
 def unique_name(url: str, taken: set[str]) -> str:

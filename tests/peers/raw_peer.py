@@ -41,13 +41,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pattern import chunks, sha256_of  # noqa: E402
+from peer_io import emit, until_stdin_closes  # noqa: E402
 
 ALPN = "pyquic-test"
-
-
-def emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def cpu_seconds() -> float:
@@ -267,11 +263,7 @@ async def run_server(lib: Lib, args) -> None:
         else:  # pyquic's server object
             port = server.local_address[1]
     emit({"event": "listening", "port": port, "pid": os.getpid()})
-    # Until stdin closes or we are killed: the harness owns our lifetime.
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.done() or (not os.read(sys.stdin.fileno(), 4096) and stop.set_result(None)))
-    await stop
+    await until_stdin_closes()  # the harness owns our lifetime
     server.close()
 
 
