@@ -3,7 +3,8 @@
 # Owns:
 #   - the server's stream handler (hq_stream_handler): read one request
 #     (bounded by pyquic.hq.MAX_REQUEST_LINE), find the file under the
-#     served root (refusing symbolic links that lead out of it), stream it in
+#     served root (a directory's index.html; refusing symbolic links that
+#     lead out of it), stream it in
 #     CHUNK_SIZE reads with writer.drain() between them (a slow client holds
 #     one chunk of ours plus the stream's send buffer, never the whole file),
 #     reset the stream when the file is missing or the request is bad, and
@@ -151,6 +152,8 @@ def hq_stream_handler(
         # The spelling stays under root (resolve_path); a symbolic link could
         # still lead out, so the real path must be under root's real path too.
         real = os.path.realpath(target)
+        if os.path.isdir(real):  # a directory is served by its index.html
+            real = os.path.realpath(os.path.join(real, "index.html"))
         if not _inside(root_real, real):
             raise _Refused("404", "path leads out of the root")
         try:

@@ -1,9 +1,10 @@
 # `python -m pyquic.server`: serve a directory over HTTP/3 and hq-interop on
 # one UDP port.  This module owns the command: its options, the certificate
 # (given, or a throwaway self-signed one for localhost whose SPKI pin is
-# printed for chromium), mapping a request path to a file under --root
-# (index.html for a directory; traversal out of the root refused), streaming
-# files in chunks under the connection's backpressure (never read whole),
+# printed for chromium), mapping an HTTP/3 request path to a file under
+# --root (percent-decoded; index.html for a directory; traversal out of the
+# root refused), streaming files in chunks under the connection's
+# backpressure (never read whole),
 # the access log (one line per request, one per connection at its end) and
 # the graceful stop on SIGINT/SIGTERM (GOAWAY on HTTP/3 connections, wait
 # for the requests in progress, then close).
@@ -11,7 +12,8 @@
 # Which protocol a connection speaks is its negotiated ALPN: every
 # connection gets a ServerProtocol (pyquic.asyncio.h3.H3Protocol, which
 # starts HTTP/3 when ALPN is "h3" and hands the streams of any other ALPN to
-# the plain stream handler), and the stream handler here answers hq-interop.
+# the plain stream handler); hq-interop requests are answered by
+# pyquic.asyncio.hq's handler, with this server's bookkeeping around it.
 from __future__ import annotations
 
 import argparse
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote
 
+from ..asyncio.hq import HqAccessRecord, hq_stream_handler
 from ..config import QuicConfiguration
 from ..versions import QUIC_V1, QUIC_V2
 
@@ -161,15 +164,15 @@ class FileServer:
         # new ones come and when the connection ends, so it holds about as
         # many streams as are in flight.
         self.unacked: dict[Any, set[int]] = {}
+        self._hq = hq_stream_handler(root, log=self._hq_logged)
 
     def log(self, text: str) -> None:
         if not self.quiet:
             print(text, flush=True)
 
-    def access(self, addr: Any, alpn: str, method: str, path: str, status: Any, sent: int, start: float) -> None:
+    def access(self, addr: Any, alpn: str, method: str, path: str, status: Any, sent: int, seconds: float) -> None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.log(f"{stamp} {show_address(addr)} {alpn} {method} {path} {status} {sent} "
-                 f"{time.monotonic() - start:.3f}s")
+        self.log(f"{stamp} {show_address(addr)} {alpn} {method} {path} {status} {sent} {seconds:.3f}s")
 
     def _track(self, protocol: Any) -> None:
         task = asyncio.current_task()
@@ -206,7 +209,7 @@ class FileServer:
         finally:
             self._written(protocol, request.stream_id)
             self.access(protocol.quic.peer_address, H3, request.method, request.path, status,
-                        request.bytes_sent, start)
+                        request.bytes_sent, time.monotonic() - start)
 
     async def _serve_h3(self, request: Any) -> int:
         text = [("content-type", "text/plain; charset=utf-8")]
@@ -242,60 +245,20 @@ class FileServer:
                 await request.send_data(chunk, end_stream=left == 0)
         return 200
 
-    # -- hq-interop
+    # -- hq-interop: pyquic.asyncio.hq's handler, with this server's bookkeeping around it
     async def handle_hq(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One hq-interop request ("GET /path\\r\\n", FIN; parsed by
-        pyquic.hq.RequestParser, capped): the file's bytes then FIN, or a
-        reset (hq's one code, 0x1) for a malformed request, a refused path or
-        a missing file: the protocol has no status.  The same paths as HTTP/3."""
-        from ..hq import HQ_ERROR, HqError, RequestParser
-
-        start = time.monotonic()
         protocol = writer.get_extra_info("connection")
         stream_id = writer.get_extra_info("stream_id")
-        if stream_id & 3:  # hq-interop uses client bidirectional streams only
-            return
-        addr = protocol.quic.peer_address if protocol is not None else None
-        self._track(protocol)
-        sent = 0
-        status = "-"
-        target = "-"
-
-        def refuse(why: str) -> None:
-            nonlocal status
-            status = why
-            writer.transport.abort(HQ_ERROR)  # type: ignore[call-arg]  # QuicStreamAdapter.abort(code)
-            if protocol is not None:
-                protocol.stop_sending(stream_id, HQ_ERROR)  # a long request must not keep coming
-
+        if stream_id & 3 == 0:  # a request stream (the handler refuses the others)
+            self._track(protocol)
         try:
-            parser = RequestParser()
-            request = None
-            while request is None:
-                data = await reader.read(parser.wanted())
-                request = parser.feed(data, end_stream=not data)
-            target = request.path
-            path = resolve(self.root, target)
-            if path is None:
-                return refuse("404(reset)")
-            with open(path, "rb") as f:
-                status = "200"
-                while chunk := f.read(CHUNK):
-                    writer.write(chunk)
-                    sent += len(chunk)
-                    await writer.drain()
-            writer.write_eof()
-        except HqError as exc:
-            refuse(f"{exc.status}(reset)")
-        except (Refused, UnicodeError):
-            refuse("403(reset)")
-        except OSError as exc:  # ConnectionError (stream reset, connection gone) or the file
-            status = "499" if isinstance(exc, ConnectionError) else "500"
-            if not writer.is_closing():
-                refuse(f"{status}(reset)")
+            await self._hq(reader, writer)
         finally:
             self._written(protocol, stream_id)
-            self.access(addr, HQ, "GET", target, status, sent, start)
+
+    def _hq_logged(self, record: HqAccessRecord) -> None:
+        status = record.status if record.status == "200" else f"{record.status}(reset)"
+        self.access(record.peer, HQ, record.method, record.path, status, record.bytes, record.duration)
 
 
 def make_server_protocol(files: FileServer) -> Any:
