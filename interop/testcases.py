@@ -320,19 +320,27 @@ def check_ipv6(ev: Evidence) -> Verdict:
 
 
 def check_v2(ev: Evidence) -> Verdict:
+    """Compatible version negotiation (RFC 9368) to v2: the client starts
+    with v1, the server answers in v2, and both sides' Handshake packets are
+    v2 only."""
     problem = _files_ok(ev)
     if problem:
         return Verdict(FAILED, problem)
     if handshakes(ev) != 1:
         return Verdict(FAILED, f"{handshakes(ev)} handshakes, expected 1")
-    first = next((p for p in ev.server_side if p.from_client and p.kind == "initial"), None)
-    versions = _versions(ev)
-    if QUIC_V2 not in versions:
-        return Verdict(FAILED, f"server Initials carry {sorted(hex(v) for v in versions)}, no v2")
-    if not any(p.version == QUIC_V2 for p in ev.server_side if p.from_client and p.kind == "handshake"):
-        return Verdict(FAILED, "the client's Handshake packets are not v2")
-    return Verdict(PASSED, f"client started with {hex(first.version) if first and first.version else '?'}, "
-                           "server and client moved to v2")
+
+    def versions(from_client: bool, kind: str) -> set:
+        return {p.version for p in ev.server_side if p.from_client == from_client and p.kind == kind}
+
+    if QUIC_V1 not in versions(True, "initial"):
+        return Verdict(FAILED, f"client Initials carry {sorted(map(hex, versions(True, 'initial')))}, no v1")
+    if QUIC_V2 not in versions(False, "initial"):
+        return Verdict(FAILED, f"server Initials carry {sorted(map(hex, versions(False, 'initial')))}, no v2")
+    for who, from_client in (("client", True), ("server", False)):
+        if versions(from_client, "handshake") != {QUIC_V2}:
+            return Verdict(FAILED, f"{who} Handshake packets carry "
+                                   f"{sorted(map(hex, versions(from_client, 'handshake')))}, expected v2 only")
+    return Verdict(PASSED, "client started in v1, both moved to v2")
 
 
 def _paths_challenged(ev: Evidence) -> Optional[str]:
