@@ -13,7 +13,7 @@ cd "$ROOT"
 # test), the kernel uapi headers (kTLS struct layouts are checked against them),
 # tshark (it decrypts our captures with our key logs), ngtcp2's HTTP/3 client and
 # server (gtlsclient, gtlsserver) and headless Chromium: HTTP/3 peers.
-DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates tshark ngtcp2-client ngtcp2-server chromium"
+DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates tshark ethtool ngtcp2-client ngtcp2-server chromium"
 missing=""
 for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
