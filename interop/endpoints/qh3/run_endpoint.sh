@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# run_endpoint.sh for qh3 2.1.0: the same contract, cases and adapter as
+# aioquic's (../aioquic/run_endpoint.sh and ../aioquic/endpoint.py --impl qh3);
+# this file owns only the choice of qh3.
+#
+# Support (S = server, C = client): as aioquic's table, except
+#   v2                   127 (qh3 does no compatible version negotiation)
+#   connectionmigration  127 (neither role)
+# i.e. handshake transfer longrtt chacha20 multiplexing retry resumption zerortt
+# http3 blackhole keyupdate ecn amplificationlimit handshakeloss transferloss
+# handshakecorruption transfercorruption ipv6 rebind-port rebind-addr goodput
+# crosstraffic: supported in both roles.
+IMPL=qh3 exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../aioquic/run_endpoint.sh" "$@"
