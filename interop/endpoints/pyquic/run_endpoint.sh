@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# run_endpoint.sh for pyquic: the reference runner's endpoint contract mapped
+# onto pyquic's own commands, `python -m pyquic.server` and
+# `python -m pyquic.client`.  Owns only the mapping TESTCASE -> options.
+#
+# Environment: ROLE=client|server, TESTCASE, REQUESTS (client: space-separated
+# URLs), SSLKEYLOGFILE, QLOGDIR, WWW (/www), DOWNLOADS (/downloads), CERTS
+# (/certs: cert.pem, priv.key), PORT (443), SERVER (server bind address, "::"
+# takes IPv4 too), PYTHON (python3), ALPN (client: overrides the ALPN the case
+# picks, e.g. h3 against an h3-only server such as ngtcp2).  Exit 127:
+# unsupported case; otherwise the command's status (0 = every file fetched).
+#
+# Support (S = server, C = client; "transfer" = every URL on one connection):
+#   case                 S                         C
+#   handshake            serve                     transfer
+#   transfer             serve                     transfer
+#   longrtt              serve                     transfer
+#   chacha20             serve                     transfer, --cipher TLS_CHACHA20_POLY1305_SHA256
+#   multiplexing         serve                     transfer
+#   retry                serve, --retry always     transfer
+#   resumption           serve (tickets)           1st URL, then the rest with --resume FILE
+#   zerortt              serve (0-RTT on)          1st URL, then the rest with --resume FILE --0rtt
+#   http3                serve                     transfer, --alpn h3
+#   blackhole            serve                     transfer
+#   keyupdate            serve                     transfer, --key-update
+#   ecn                  serve                     transfer (pyquic sets no ECN marks: runner judges)
+#   amplificationlimit   serve (runner's big cert) transfer
+#   handshakeloss        serve                     one connection (command) per URL, in turn
+#   transferloss         serve                     transfer
+#   handshakecorruption  serve                     one connection (command) per URL, in turn
+#   transfercorruption   serve                     transfer
+#   ipv6                 serve                     transfer
+#   v2                   127                       127   (no compatible version negotiation, RFC 9368)
+#   rebind-port          serve                     transfer
+#   rebind-addr          serve                     transfer
+#   connectionmigration  127                       127   (no preferred_address / active migration: issue 13)
+#   goodput              serve                     transfer
+#   crosstraffic         serve                     transfer
+# The server answers hq-interop and h3 on one port (the client's ALPN picks).
+set -u
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-python3}"
+ROLE="${ROLE:-}"; TESTCASE="${TESTCASE:-}"
+WWW="${WWW:-/www}"; DOWNLOADS="${DOWNLOADS:-/downloads}"; CERTS="${CERTS:-/certs}"
+PORT="${PORT:-443}"; SERVER="${SERVER:-::}"
+[ "${INTEROP_DOCKER:-}" = 1 ] && [ -f /setup.sh ] && . /setup.sh
+# From a checkout (no pip install): pyquic and tls are three levels up.
+if [ -d "$HERE/../../../pyquic" ]; then
+  export PYTHONPATH="$(cd "$HERE/../../.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+common=()
+[ -n "${SSLKEYLOGFILE:-}" ] && common+=(--keylog "$SSLKEYLOGFILE")
+[ -n "${QLOGDIR:-}" ] && common+=(--qlog-dir "$QLOGDIR")
+alpn=hq-interop; retry=never; opts=(); mode=one
+case "$TESTCASE" in
+  handshake|transfer|longrtt|multiplexing|blackhole|ecn|amplificationlimit|transferloss|\
+  transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
+  chacha20) opts+=(--cipher TLS_CHACHA20_POLY1305_SHA256) ;;
+  retry) retry=always ;;
+  resumption) mode=resume ;;
+  zerortt) mode=zerortt ;;
+  http3) alpn=h3 ;;
+  keyupdate) opts+=(--key-update) ;;
+  handshakeloss|handshakecorruption) mode=each ;;
+  *) echo "pyquic: test case '$TESTCASE' unsupported"; exit 127 ;;
+esac
+
+case "$ROLE" in
+  server)
+    mkdir -p "$WWW"
+    exec "$PY" -m pyquic.server "${common[@]}" --root "$WWW" --host "$SERVER" --port "$PORT" \
+      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --retry "$retry" ;;
+  client) ;;
+  *) echo "ROLE must be client or server, not '$ROLE'" >&2; exit 2 ;;
+esac
+
+[ "${INTEROP_DOCKER:-}" = 1 ] && [ -x /wait-for-it.sh ] && /wait-for-it.sh sim:57832 -s -t 30
+mkdir -p "$DOWNLOADS"
+read -r -a urls <<< "${REQUESTS:-}"
+[ "${#urls[@]}" -gt 0 ] || { echo "no REQUESTS" >&2; exit 2; }
+fetch() { "$PY" -m pyquic.client "${common[@]}" "${opts[@]}" --alpn "${ALPN:-$alpn}" -k -o "$DOWNLOADS" "$@"; }
+case "$mode" in
+  one) fetch "${urls[@]}"; exit $? ;;
+  each)
+    for u in "${urls[@]}"; do fetch "$u" || exit 1; done ;;
+  resume|zerortt)
+    tickets="$(mktemp -d)/tickets.json"
+    fetch --resume "$tickets" "${urls[0]}" || exit 1
+    [ "${#urls[@]}" -gt 1 ] || exit 0
+    early=(); [ "$mode" = zerortt ] && early=(--0rtt)
+    fetch --resume "$tickets" "${early[@]}" "${urls[@]:1}" || exit 1 ;;
+esac
+exit 0
