@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# run_endpoint.sh for ngtcp2 0.12.1 as Debian packages it (gtlsserver /
+# gtlsclient, GnuTLS backend): the reference runner's endpoint contract
+# mapped onto their options.  Owns only that mapping and the client's final
+# check: gtlsclient exits 0 even when a download failed, so this script
+# exits 1 unless every requested file is in the download directory.
+#
+# Environment: ROLE=client|server, TESTCASE, REQUESTS (client: space-separated
+# URLs), SSLKEYLOGFILE (read by ngtcp2 itself), QLOGDIR, WWW (/www), DOWNLOADS
+# (/downloads), CERTS (/certs: cert.pem, priv.key), PORT (443), SERVER (server
+# bind address; "::" / "0.0.0.0" mean any).  ALPN is ignored: these binaries
+# speak HTTP/3 only, so every case runs over h3 (their peer must accept h3).
+# Exit 127: unsupported case.
+#
+# Support (S = server, C = client; "transfer" = every URL on one connection):
+#   case                 S                         C
+#   handshake            serve                     transfer
+#   transfer             serve                     transfer
+#   longrtt              serve                     transfer
+#   chacha20             serve                     transfer, --ciphers ChaCha20-Poly1305 only
+#   multiplexing         serve                     transfer
+#   retry                serve, -V (Retry)         transfer
+#   resumption           serve                     1st URL, then the rest: --session-file, --tp-file, no early data
+#   zerortt              serve                     1st URL, then the rest in 0-RTT (--session-file, --tp-file)
+#   http3                serve                     transfer
+#   blackhole            serve                     transfer
+#   keyupdate            serve                     transfer, --key-update=1ms (after the handshake)
+#   ecn                  serve                     transfer (runner judges the marks)
+#   amplificationlimit   serve (runner's big cert) transfer
+#   handshakeloss        serve                     one gtlsclient per URL, in turn
+#   transferloss         serve                     transfer
+#   handshakecorruption  serve                     one gtlsclient per URL, in turn
+#   transfercorruption   serve                     transfer
+#   ipv6                 serve                     transfer
+#   v2                   127                       127   (0.12.1 knows only the v2 draft)
+#   rebind-port          serve                     transfer
+#   rebind-addr          serve                     transfer
+#   connectionmigration  127 (no known 2nd addr)   transfer; follows a server's preferred_address
+#   goodput              serve                     transfer
+#   crosstraffic         serve                     transfer
+set -u
+ROLE="${ROLE:-}"; TESTCASE="${TESTCASE:-}"
+WWW="${WWW:-/www}"; DOWNLOADS="${DOWNLOADS:-/downloads}"; CERTS="${CERTS:-/certs}"
+PORT="${PORT:-443}"; SERVER="${SERVER:-::}"
+[ "${INTEROP_DOCKER:-}" = 1 ] && [ -f /setup.sh ] && . /setup.sh
+
+opts=(-q)
+[ -n "${QLOGDIR:-}" ] && { mkdir -p "$QLOGDIR"; opts+=(--qlog-dir="$QLOGDIR"); }
+mode=one
+case "$TESTCASE" in
+  handshake|transfer|longrtt|multiplexing|http3|blackhole|ecn|amplificationlimit|transferloss|\
+  transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
+  chacha20) opts+=(--ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305) ;;
+  retry) [ "$ROLE" = server ] && opts+=(-V) ;;
+  resumption) mode=resume ;;
+  zerortt) mode=zerortt ;;
+  keyupdate) [ "$ROLE" = client ] && opts+=(--key-update=1ms) ;;
+  handshakeloss|handshakecorruption) mode=each ;;
+  connectionmigration) [ "$ROLE" = client ] || { echo "ngtcp2 server: $TESTCASE unsupported"; exit 127; } ;;
+  *) echo "ngtcp2: test case '$TESTCASE' unsupported"; exit 127 ;;
+esac
+
+case "$ROLE" in
+  server)
+    addr="$SERVER"; case "$addr" in ::|0.0.0.0|"") addr='*' ;; esac
+    exec gtlsserver "${opts[@]}" -d "$WWW" "$addr" "$PORT" "$CERTS/priv.key" "$CERTS/cert.pem" ;;
+  client) ;;
+  *) echo "ROLE must be client or server, not '$ROLE'" >&2; exit 2 ;;
+esac
+
+[ "${INTEROP_DOCKER:-}" = 1 ] && [ -x /wait-for-it.sh ] && /wait-for-it.sh sim:57832 -s -t 30
+mkdir -p "$DOWNLOADS"
+read -r -a urls <<< "${REQUESTS:-}"
+[ "${#urls[@]}" -gt 0 ] || { echo "no REQUESTS" >&2; exit 2; }
+# host and port of the first URL: https://host:port/..., https://[v6]:port/...
+authority="${urls[0]#*://}"; authority="${authority%%/*}"
+if [[ "$authority" == \[* ]]; then
+  host="${authority%%]*}"; host="${host#[}"; rest="${authority#*]}"
+else
+  host="${authority%%:*}"; rest="${authority#"$host"}"
+fi
+port="${rest#:}"; [ -n "$port" ] || port=443
+sni=()
+if [[ "$host" =~ ^[0-9.]+$ || "$host" == *:* ]]; then sni=(--sni=server); fi
+fetch() { gtlsclient "${opts[@]}" "${sni[@]}" --exit-on-all-streams-close --download="$DOWNLOADS" "$host" "$port" "$@"; }
+
+state="$(mktemp -d)"
+case "$mode" in
+  one) fetch "${urls[@]}" ;;
+  each) for u in "${urls[@]}"; do fetch "$u"; done ;;
+  resume|zerortt)
+    keep=(--session-file="$state/session" --tp-file="$state/tp")
+    [ "$mode" = resume ] && keep+=(--disable-early-data)
+    fetch "${keep[@]}" "${urls[0]}"
+    [ "${#urls[@]}" -gt 1 ] && fetch "${keep[@]}" "${urls[@]:1}" ;;
+esac
+rm -rf "$state"
+missing=0
+for u in "${urls[@]}"; do
+  path="${u#*://*/}"; name="${path##*/}"; name="${name%%\?*}"; [ -n "$name" ] || name=index.html
+  [ -f "$DOWNLOADS/$name" ] || { echo "ngtcp2 client: $u was not downloaded" >&2; missing=1; }
+done
+exit "$missing"
