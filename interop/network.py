@@ -6,7 +6,8 @@
 # go, running endpoint commands inside a namespace, and the teardown (context
 # manager, atexit, and removal of leftovers of a crashed run with the same
 # prefix).  Where namespaces cannot be made (not root, no permission) it
-# falls back to a UDP relay on loopback, says so on stderr and in `mode`.
+# falls back to a UDP relay on loopback (its process is defined here too,
+# on interop/sim.py's link model), says so on stderr and in `mode`.
 #
 #   with Network(scenario=Scenario.parse("simple-p2p --delay=15ms"), workdir=d, name_prefix="iq1") as net:
 #       net.run_in(net.server_ns, ["bash", "run_endpoint.sh"], env=...)
@@ -22,6 +23,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -29,9 +31,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .sim import Scenario, parse_duration, parse_rate  # noqa: F401  (re-exported for the runner)
+from .sim import (CORRUPT, DROP, LINKTYPE_RAW, RECV_BURST, Link, Pcap, Rebinder, Scenario, SimLoop, arg_parser,
+                  checksum, serve)
+from .sim import parse_duration, parse_rate
+
+__all__ = ["Network", "NetworkError", "Scenario", "parse_duration", "parse_rate", "MODE_NAMESPACES", "MODE_RELAY",
+           "list_namespaces", "namespace_names", "remove_namespaces"]
 
 SIM_SCRIPT = Path(__file__).resolve().parent / "sim.py"
+PACKAGE_ROOT = SIM_SCRIPT.parent.parent  # where `python -m interop.network` finds the package
 MODE_NAMESPACES = "namespaces"
 MODE_RELAY = "loopback-relay"
 ROLES = ("client", "sim", "server")
@@ -131,7 +139,7 @@ class Network:
         if not PREFIX_RE.match(name_prefix):
             raise ValueError(f"name_prefix {name_prefix!r}: letters, digits, '_', at most 16")
         self.prefix = name_prefix
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="interop-net-"))
+        self.workdir = Path(workdir).resolve() if workdir is not None else Path(tempfile.mkdtemp(prefix="interop-net-"))
         self.force_fallback = force_fallback
         self.seed = seed
         self.port = port
@@ -242,7 +250,7 @@ class Network:
 
     def _start_sim_frames(self) -> None:
         argv = self._sim_argv() + [
-            "--mode", "frames", "--client-if", SIM_CLIENT_IF, "--server-if", SIM_SERVER_IF,
+            "--client-if", SIM_CLIENT_IF, "--server-if", SIM_SERVER_IF,
             "--client-mac", self.macs[(self.client_ns, ENDPOINT_IF)],
             "--server-mac", self.macs[(self.server_ns, ENDPOINT_IF)],
             "--own", ",".join((SIM_CLIENT_IP4, SIM_CLIENT_IP6, SIM_SERVER_IP4, SIM_SERVER_IP6)),
@@ -259,12 +267,13 @@ class Network:
         print(f"interop.network: network namespaces not used ({reason}): falling back to a UDP relay on "
               f"loopback (mode {MODE_RELAY}); captures hold UDP payloads in synthetic IP headers",
               file=sys.stderr, flush=True)
-        ready = self._launch_sim(self._sim_argv() + ["--mode", "relay", "--server-port", str(self.server_port)])
+        argv = [self.python, "-m", "interop.network", "--relay-process"] + self._sim_argv()[2:]
+        ready = self._launch_sim(argv + ["--server-port", str(self.server_port)], cwd=PACKAGE_ROOT)
         self.client_port = int(ready["port"])
 
-    def _launch_sim(self, argv: list) -> dict:
+    def _launch_sim(self, argv: list, cwd: Optional[Path] = None) -> dict:
         with open(self.sim_log, "ab") as log:
-            self._sim = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+            self._sim = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=cwd)
         deadline = time.monotonic() + SIM_READY_TIMEOUT
         line = b""
         while time.monotonic() < deadline and self._sim.poll() is None:
@@ -331,7 +340,190 @@ class Network:
         return {}
 
 
+# ---------------------------------------------------------------- the fallback's relay process
+
+MAX_CLIENTS = 64
+
+
+def _ip_udp(src: tuple, dst: tuple, payload: bytes) -> bytes:
+    """An IPv4 or IPv6 packet carrying one UDP datagram, checksums right (the
+    relay's capture: tshark must see the same as on a real wire)."""
+    v6 = ":" in src[0]
+    s_ip = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, src[0])
+    d_ip = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, dst[0])
+    length = 8 + len(payload)
+    if v6:
+        pseudo = s_ip + d_ip + struct.pack("!IxxxB", length, 17)
+    else:
+        pseudo = s_ip + d_ip + struct.pack("!xBH", 17, length)
+    header = struct.pack("!HHHH", src[1], dst[1], length, 0)
+    csum = checksum(pseudo + header + payload) or 0xFFFF
+    udp = struct.pack("!HHHH", src[1], dst[1], length, csum) + payload
+    if v6:
+        return struct.pack("!IHBB", 0x60000000, length, 17, 64) + s_ip + d_ip + udp
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 0, 0x4000, 64, 17, 0, s_ip, d_ip)
+    return ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:] + udp
+
+
+class RelaySim(SimLoop):
+    """The same scenarios on loopback: clients talk to the relay's port on
+    127.0.0.1 / ::1; it talks to the server's port from one socket per client
+    (a new one at each rebind: the NAT's new source port)."""
+
+    def __init__(self, scn: Scenario, seed: int, log_path: str, server_port: int, listen_port: int,
+                 pcaps: tuple) -> None:
+        super().__init__(scn, seed, log_path)
+        self.server_port = server_port
+        self.pcaps = tuple(Pcap(p, LINKTYPE_RAW) for p in pcaps)
+        self.listeners = self._listen(listen_port)
+        self.port = self.listeners[socket.AF_INET].getsockname()[1]
+        self.upstream: dict = {}  # client address -> socket towards the server
+        self.client_of: dict = {}  # upstream socket -> client address
+        self.fds: dict = {}
+        if scn.name == "rebind":
+            self.rebinder = Rebinder(scn, self.rng, lambda a: a)
+            if scn.rebind_addr:
+                self.log_line("relay: --rebind-addr changes the IPv4 source within 127/8; IPv6 gets a new port only")
+
+    def _listen(self, port: int) -> dict:
+        for _ in range(50):
+            s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s4.bind(("127.0.0.1", port))
+            chosen = s4.getsockname()[1]
+            s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            try:
+                s6.bind(("::1", chosen))
+            except OSError:
+                s4.close()
+                s6.close()
+                if port:
+                    raise
+                continue
+            for s in (s4, s6):
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            return {socket.AF_INET: s4, socket.AF_INET6: s6}
+        raise OSError("no UDP port free on both 127.0.0.1 and ::1")
+
+    def _server(self, family: int) -> tuple:
+        return ("::1" if family == socket.AF_INET6 else "127.0.0.1", self.server_port)
+
+    def _new_upstream(self, client: tuple, family: int):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+        if self.rebinder is not None and self.rebinder.generation and self.scn.rebind_addr and family == socket.AF_INET:
+            host = f"127.{self.rng.randrange(1, 255)}.{self.rng.randrange(0, 256)}.{self.rng.randrange(2, 255)}"
+        s.bind((host, 0))
+        s.connect(self._server(family))
+        s.setblocking(False)
+        self.upstream[client] = s
+        self.client_of[s] = client
+        self.fds[s] = lambda now, s=s: self._from_server(s, now)
+        return s
+
+    def on_rebind(self) -> None:
+        for client, old in list(self.upstream.items()):
+            del self.fds[old]
+            del self.client_of[old]
+            old.close()  # what the server still sends to the old port is lost with it
+            self._new_upstream(client, old.family)
+
+    def run(self) -> None:
+        for family, s in self.listeners.items():
+            self.fds[s] = lambda now, s=s: self._from_client(s, now)
+        self.loop(self.fds)
+
+    def _from_client(self, listener, now: float) -> None:
+        for _ in range(RECV_BURST):
+            try:
+                data, addr = listener.recvfrom(65536)
+            except BlockingIOError:
+                return
+            client = addr[:2]
+            server = self._server(listener.family)
+            self.pcaps[0].write(self.wall(now), _ip_udp(client, server, data))
+            if self.epoch is None:
+                self.start_epoch(now)
+            self.check_rebind(now)
+            if client not in self.upstream:
+                if len(self.upstream) >= MAX_CLIENTS:
+                    continue  # bounded: an interop run has a handful of client sockets
+                self._new_upstream(client, listener.family)
+            self._impair(self.links[0], now, client, data)
+
+    def _from_server(self, sock, now: float) -> None:
+        for _ in range(RECV_BURST):
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, ConnectionRefusedError):
+                return
+            client = self.client_of.get(sock)
+            if client is None:
+                return
+            local = sock.getsockname()[:2]
+            self.pcaps[1].write(self.wall(now), _ip_udp(self._server(sock.family), local, data))
+            self.check_rebind(now)
+            self._impair(self.links[1], now, client, data)
+
+    def _impair(self, link: Link, now: float, client: tuple, data: bytes) -> None:
+        verdict = link.judge(now, self.epoch)
+        if verdict == DROP:
+            return
+        if verdict == CORRUPT and data:
+            buf = bytearray(data)
+            buf[self.rng.randrange(len(buf))] ^= self.rng.randrange(1, 256)
+            data = bytes(buf)
+            link.stats["corrupted"] += 1
+        # Sized as the Ethernet frame it would be, so the rate matches frames mode.
+        overhead = 14 + (48 if ":" in client[0] else 28)
+        link.enqueue(now, len(data) + overhead, (client, data))
+
+    def release(self, now: float) -> None:
+        to_server, to_client = self.links
+        for client, data in to_server.pop_due(now):
+            sock = self.upstream.get(client)
+            if sock is None:
+                continue
+            try:
+                sock.send(data)
+            except OSError:
+                to_server.stats["dropped_send"] += 1
+                continue
+            to_server.stats["forwarded"] += 1
+            self.pcaps[1].write(self.wall(now), _ip_udp(sock.getsockname()[:2], self._server(sock.family), data))
+        for client, data in to_client.pop_due(now):
+            family = socket.AF_INET6 if ":" in client[0] else socket.AF_INET
+            try:
+                self.listeners[family].sendto(data, client)
+            except OSError:
+                to_client.stats["dropped_send"] += 1
+                continue
+            to_client.stats["forwarded"] += 1
+            self.pcaps[0].write(self.wall(now), _ip_udp(self._server(family), client, data))
+
+    def finish(self) -> None:
+        self.extra.update(mode="loopback-relay", captured={"client_side": self.pcaps[0].frames,
+                                                           "server_side": self.pcaps[1].frames})
+        super().finish()
+        for s in list(self.listeners.values()) + list(self.upstream.values()):
+            s.close()
+
+
+
+def _relay_main(argv) -> int:
+    ap = arg_parser("the interop network's loopback relay (fallback without namespaces)")
+    ap.add_argument("--server-port", type=int, required=True, help="the server's UDP port on loopback")
+    ap.add_argument("--listen-port", type=int, default=0, help="the port clients aim at (0: any)")
+    args = ap.parse_args(argv)
+    sim = RelaySim(Scenario.parse(args.scenario), args.seed, args.log, args.server_port, args.listen_port,
+                   (args.client_pcap, args.server_pcap))
+    return serve(sim, {"mode": "relay", "port": sim.port}, args.nice)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--relay-process"]:
+        return _relay_main(argv[1:])
     ap = argparse.ArgumentParser(description="bring up the interop network and wait (Ctrl-C tears it down)")
     ap.add_argument("scenario", nargs="?", default="simple-p2p --delay=15ms --bandwidth=10Mbps --queue=25")
     ap.add_argument("--prefix", default="iqhand")
@@ -347,6 +539,7 @@ def main(argv=None) -> int:
         else:
             print(f"server listens on port {net.server_port}; clients aim at 127.0.0.1 / ::1 port {net.client_port}")
         print(f"captures: {net.pcap_paths['client_side']} {net.pcap_paths['server_side']}; log {net.sim_log}")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill still tears down
         try:
             signal.pause()
         except KeyboardInterrupt:

@@ -4,12 +4,12 @@
 # link model (tail-drop queue of --queue packets, serialisation at
 # --bandwidth, propagation --delay), the impairments, the client NAT of the
 # rebind scenario, the pcap captures of both sides and the final counts in the
-# sim log.  Two ways to move packets, sharing all of the above:
-#   * "frames": run inside the sim namespace (see interop/network.py); reads
-#     Ethernet frames with AF_PACKET on both veths, rewrites MACs, decrements
-#     TTL / hop limit and sends them out of the other veth.  The kernel there
-#     does not forward; it only answers ARP/NDP for the gateway addresses.
-#   * "relay": the fallback without namespaces; a UDP relay on loopback.
+# sim log, and the frame forwarder: run inside the sim namespace (see
+# interop/network.py), it reads Ethernet frames with AF_PACKET on both veths,
+# rewrites MACs, decrements TTL / hop limit and sends them out of the other
+# veth.  The kernel there does not forward; it only answers ARP/NDP for the
+# gateway addresses.  The loopback relay of the fallback (interop/network.py)
+# reuses the link model, NAT, captures and loop from here.
 # Self-contained on purpose (standard library only, no package imports), so
 # that `ip netns exec SIM python interop/sim.py ...` needs no PYTHONPATH.
 # One thread, one select loop: each direction's packets leave in FIFO order at
@@ -386,7 +386,7 @@ class Rebinder:
 # ---------------------------------------------------------------- shared loop
 
 
-class _Sim:
+class SimLoop:
     def __init__(self, scn: Scenario, seed: int, log_path: str) -> None:
         self.scn = scn
         self.rng = random.Random(seed)
@@ -399,6 +399,7 @@ class _Sim:
         self.stopping = False
         self.log = open(log_path, "a", buffering=1)
         self.extra: dict = {}
+        self.pcaps: tuple = ()
         self.log_line(f"sim start: scenario {scn} seed {seed}")
 
     def log_line(self, text: str) -> None:
@@ -449,7 +450,8 @@ class _Sim:
         raise NotImplementedError
 
     def flush(self) -> None:
-        raise NotImplementedError
+        for p in self.pcaps:
+            p.f.flush()
 
     def finish(self) -> None:
         for link in self.links:
@@ -467,6 +469,8 @@ class _Sim:
         stats.update(self.extra)
         self.log_line("STATS " + json.dumps(stats, sort_keys=True))
         self.log.close()
+        for p in self.pcaps:
+            p.close()
 
 
 # ---------------------------------------------------------------- frames mode
@@ -486,7 +490,7 @@ def _read_mac(ifname: str) -> bytes:
         return bytes.fromhex(f.read().strip().replace(":", ""))
 
 
-class FrameSim(_Sim):
+class FrameSim(SimLoop):
     """Forwards between two veths of the sim namespace (side 0: client, 1: server)."""
 
     def __init__(self, scn: Scenario, seed: int, log_path: str, ifnames: tuple, peer_macs: tuple,
@@ -672,10 +676,6 @@ class FrameSim(_Sim):
                 link.stats["forwarded"] += 1
                 pcap.write(wall, frame)
 
-    def flush(self) -> None:
-        for p in self.pcaps:
-            p.f.flush()
-
     def finish(self) -> None:
         kernel = {}
         for name, s in zip(("client_side", "server_side"), self.socks):
@@ -686,229 +686,35 @@ class FrameSim(_Sim):
         self.extra.update(max_frame=self.max_frame, oversize=self.oversize, kernel_socket=kernel, read_lag=lag,
                           captured={"client_side": self.pcaps[0].frames, "server_side": self.pcaps[1].frames})
         super().finish()
-        for p in self.pcaps:
-            p.close()
         for s in self.socks:
-            s.close()
-
-
-# ---------------------------------------------------------------- relay mode (fallback)
-
-MAX_CLIENTS = 64
-
-
-def _ip_udp(src: tuple, dst: tuple, payload: bytes) -> bytes:
-    """An IPv4 or IPv6 packet carrying one UDP datagram, checksums right (the
-    relay's capture: tshark must see the same as on a real wire)."""
-    v6 = ":" in src[0]
-    s_ip = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, src[0])
-    d_ip = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, dst[0])
-    length = 8 + len(payload)
-    if v6:
-        pseudo = s_ip + d_ip + struct.pack("!IxxxB", length, 17)
-    else:
-        pseudo = s_ip + d_ip + struct.pack("!xBH", 17, length)
-    header = struct.pack("!HHHH", src[1], dst[1], length, 0)
-    csum = checksum(pseudo + header + payload) or 0xFFFF
-    udp = struct.pack("!HHHH", src[1], dst[1], length, csum) + payload
-    if v6:
-        return struct.pack("!IHBB", 0x60000000, length, 17, 64) + s_ip + d_ip + udp
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 0, 0x4000, 64, 17, 0, s_ip, d_ip)
-    return ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:] + udp
-
-
-class RelaySim(_Sim):
-    """The same scenarios on loopback: clients talk to the relay's port on
-    127.0.0.1 / ::1; it talks to the server's port from one socket per client
-    (a new one at each rebind: the NAT's new source port)."""
-
-    def __init__(self, scn: Scenario, seed: int, log_path: str, server_port: int, listen_port: int,
-                 pcaps: tuple) -> None:
-        super().__init__(scn, seed, log_path)
-        self.server_port = server_port
-        self.pcaps = tuple(Pcap(p, LINKTYPE_RAW) for p in pcaps)
-        self.listeners = self._listen(listen_port)
-        self.port = self.listeners[socket.AF_INET].getsockname()[1]
-        self.upstream: dict = {}  # client address -> socket towards the server
-        self.client_of: dict = {}  # upstream socket -> client address
-        self.fds: dict = {}
-        if scn.name == "rebind":
-            self.rebinder = Rebinder(scn, self.rng, lambda a: a)
-            if scn.rebind_addr:
-                self.log_line("relay: --rebind-addr changes the IPv4 source within 127/8; IPv6 gets a new port only")
-
-    def _listen(self, port: int) -> dict:
-        for _ in range(50):
-            s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s4.bind(("127.0.0.1", port))
-            chosen = s4.getsockname()[1]
-            s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            try:
-                s6.bind(("::1", chosen))
-            except OSError:
-                s4.close()
-                s6.close()
-                if port:
-                    raise
-                continue
-            for s in (s4, s6):
-                s.setblocking(False)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            return {socket.AF_INET: s4, socket.AF_INET6: s6}
-        raise OSError("no UDP port free on both 127.0.0.1 and ::1")
-
-    def _server(self, family: int) -> tuple:
-        return ("::1" if family == socket.AF_INET6 else "127.0.0.1", self.server_port)
-
-    def _new_upstream(self, client: tuple, family: int):
-        s = socket.socket(family, socket.SOCK_DGRAM)
-        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-        if self.rebinder is not None and self.rebinder.generation and self.scn.rebind_addr and family == socket.AF_INET:
-            host = f"127.{self.rng.randrange(1, 255)}.{self.rng.randrange(0, 256)}.{self.rng.randrange(2, 255)}"
-        s.bind((host, 0))
-        s.connect(self._server(family))
-        s.setblocking(False)
-        self.upstream[client] = s
-        self.client_of[s] = client
-        self.fds[s] = lambda now, s=s: self._from_server(s, now)
-        return s
-
-    def on_rebind(self) -> None:
-        for client, old in list(self.upstream.items()):
-            del self.fds[old]
-            del self.client_of[old]
-            old.close()  # what the server still sends to the old port is lost with it
-            self._new_upstream(client, old.family)
-
-    def run(self) -> None:
-        for family, s in self.listeners.items():
-            self.fds[s] = lambda now, s=s: self._from_client(s, now)
-        self.loop(self.fds)
-
-    def _from_client(self, listener, now: float) -> None:
-        for _ in range(RECV_BURST):
-            try:
-                data, addr = listener.recvfrom(65536)
-            except BlockingIOError:
-                return
-            client = addr[:2]
-            server = self._server(listener.family)
-            self.pcaps[0].write(self.wall(now), _ip_udp(client, server, data))
-            if self.epoch is None:
-                self.start_epoch(now)
-            self.check_rebind(now)
-            if client not in self.upstream:
-                if len(self.upstream) >= MAX_CLIENTS:
-                    continue  # bounded: an interop run has a handful of client sockets
-                self._new_upstream(client, listener.family)
-            self._impair(self.links[0], now, client, data)
-
-    def _from_server(self, sock, now: float) -> None:
-        for _ in range(RECV_BURST):
-            try:
-                data = sock.recv(65536)
-            except (BlockingIOError, ConnectionRefusedError):
-                return
-            client = self.client_of.get(sock)
-            if client is None:
-                return
-            local = sock.getsockname()[:2]
-            self.pcaps[1].write(self.wall(now), _ip_udp(self._server(sock.family), local, data))
-            self.check_rebind(now)
-            self._impair(self.links[1], now, client, data)
-
-    def _impair(self, link: Link, now: float, client: tuple, data: bytes) -> None:
-        verdict = link.judge(now, self.epoch)
-        if verdict == DROP:
-            return
-        if verdict == CORRUPT and data:
-            buf = bytearray(data)
-            buf[self.rng.randrange(len(buf))] ^= self.rng.randrange(1, 256)
-            data = bytes(buf)
-            link.stats["corrupted"] += 1
-        # Sized as the Ethernet frame it would be, so the rate matches frames mode.
-        overhead = 14 + (48 if ":" in client[0] else 28)
-        link.enqueue(now, len(data) + overhead, (client, data))
-
-    def release(self, now: float) -> None:
-        to_server, to_client = self.links
-        for client, data in to_server.pop_due(now):
-            sock = self.upstream.get(client)
-            if sock is None:
-                continue
-            try:
-                sock.send(data)
-            except OSError:
-                to_server.stats["dropped_send"] += 1
-                continue
-            to_server.stats["forwarded"] += 1
-            self.pcaps[1].write(self.wall(now), _ip_udp(sock.getsockname()[:2], self._server(sock.family), data))
-        for client, data in to_client.pop_due(now):
-            family = socket.AF_INET6 if ":" in client[0] else socket.AF_INET
-            try:
-                self.listeners[family].sendto(data, client)
-            except OSError:
-                to_client.stats["dropped_send"] += 1
-                continue
-            to_client.stats["forwarded"] += 1
-            self.pcaps[0].write(self.wall(now), _ip_udp(self._server(family), client, data))
-
-    def flush(self) -> None:
-        for p in self.pcaps:
-            p.f.flush()
-
-    def finish(self) -> None:
-        self.extra.update(mode="loopback-relay", captured={"client_side": self.pcaps[0].frames,
-                                                           "server_side": self.pcaps[1].frames})
-        super().finish()
-        for p in self.pcaps:
-            p.close()
-        for s in list(self.listeners.values()) + list(self.upstream.values()):
             s.close()
 
 
 # ---------------------------------------------------------------- command line
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="interop network simulator (frames in the sim namespace, or a loopback relay)")
+def arg_parser(description: str) -> argparse.ArgumentParser:
+    """The options every sim process takes (frames here, the relay in interop/network.py)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--scenario", required=True, help='e.g. "simple-p2p --delay=15ms --bandwidth=10Mbps --queue=25"')
-    ap.add_argument("--mode", choices=("frames", "relay"), default="frames")
     ap.add_argument("--log", required=True, help="the sim log (appended; ends with a STATS json line)")
     ap.add_argument("--client-pcap", required=True)
     ap.add_argument("--server-pcap", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--client-if", default="simc", help="frames: the sim's veth towards the client")
-    ap.add_argument("--server-if", default="sims", help="frames: the sim's veth towards the server")
-    ap.add_argument("--client-mac", help="frames: MAC of the client's veth")
-    ap.add_argument("--server-mac", help="frames: MAC of the server's veth")
-    ap.add_argument("--own", default="", help="frames: comma list of the sim's own addresses")
-    ap.add_argument("--client-nets", default="", help="frames: client subnets (rebind-addr picks from them)")
-    ap.add_argument("--server-port", type=int, help="relay: the server's UDP port on loopback")
-    ap.add_argument("--listen-port", type=int, default=0, help="relay: the port clients aim at (0: any)")
     ap.add_argument("--nice", type=int, default=-10, help="priority change for this process (needs root to raise)")
-    args = ap.parse_args(argv)
-    scn = Scenario.parse(args.scenario)
-    pcaps = (args.client_pcap, args.server_pcap)
-    if args.mode == "frames":
-        macs = tuple(bytes.fromhex(m.replace(":", "")) for m in (args.client_mac, args.server_mac))
-        sim = FrameSim(scn, args.seed, args.log, (args.client_if, args.server_if), macs, pcaps,
-                       [a for a in args.own.split(",") if a], [n for n in args.client_nets.split(",") if n])
-        ready = {"mode": "frames"}
-    else:
-        if not args.server_port:
-            ap.error("--server-port is required in relay mode")
-        sim = RelaySim(scn, args.seed, args.log, args.server_port, args.listen_port, pcaps)
-        ready = {"mode": "relay", "port": sim.port}
+    return ap
 
+
+def serve(sim: SimLoop, ready: dict, nice: int) -> int:
+    """Runs a sim until SIGTERM/SIGINT, after one READY line on stdout."""
     def stop(signum, frame):
         sim.stopping = True
 
-    if args.nice:
+    if nice:
         # The sim is the clock of the experiment and uses little CPU; on a
         # small shared machine it must not wait behind the endpoints it times.
         try:
-            os.nice(args.nice)
+            os.nice(nice)
         except OSError:
             pass
     signal.signal(signal.SIGTERM, stop)
@@ -919,6 +725,22 @@ def main(argv=None) -> int:
     finally:
         sim.finish()
     return 0
+
+
+def main(argv=None) -> int:
+    ap = arg_parser("interop network simulator: forwards frames between two veths of the sim namespace")
+    ap.add_argument("--client-if", default="simc", help="the sim's veth towards the client")
+    ap.add_argument("--server-if", default="sims", help="the sim's veth towards the server")
+    ap.add_argument("--client-mac", required=True, help="MAC of the client's veth")
+    ap.add_argument("--server-mac", required=True, help="MAC of the server's veth")
+    ap.add_argument("--own", default="", help="comma list of the sim's own addresses")
+    ap.add_argument("--client-nets", default="", help="client subnets (rebind-addr picks from them)")
+    args = ap.parse_args(argv)
+    macs = tuple(bytes.fromhex(m.replace(":", "")) for m in (args.client_mac, args.server_mac))
+    sim = FrameSim(Scenario.parse(args.scenario), args.seed, args.log, (args.client_if, args.server_if), macs,
+                   (args.client_pcap, args.server_pcap), [a for a in args.own.split(",") if a],
+                   [n for n in args.client_nets.split(",") if n])
+    return serve(sim, {"mode": "frames"}, args.nice)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -220,7 +219,7 @@ def test_echo_ipv4_ipv6_delay_ttl_and_captures(prefix):
 
 def test_10mbit_delay_accuracy_queue_and_no_superframes(prefix):
     delay, bw = 0.015, 10e6
-    with Network(f"simple-p2p --delay=15ms --bandwidth=10Mbps --queue=100", prefix[1], prefix[0]) as net:
+    with Network("simple-p2p --delay=15ms --bandwidth=10Mbps --queue=100", prefix[1], prefix[0]) as net:
         server = start_server(net)
         # Both directions loaded (the server echoes each): 1514-byte frames at
         # 800 per second each way, 9.7 Mbit/s, for 1.5 s.
@@ -340,7 +339,7 @@ def test_blackhole_windows(prefix):
     scn = "blackhole --delay=5ms --bandwidth=10Mbps --queue=25 --on=600ms --off=400ms"
     with Network(scn, prefix[1], prefix[0]) as net:
         server = start_server(net, echo=False)
-        r = run_client(net, net.server_ip4, 180, 0.01, linger=0.1)
+        run_client(net, net.server_ip4, 180, 0.01, linger=0.1)
         records = stop_server(server)
     arrived = {rec[0] for rec in records}
     sent_at = {seq: (seq - 1) * 0.01 for seq in range(1, 181)}
