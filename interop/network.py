@@ -43,7 +43,7 @@ PACKAGE_ROOT = SIM_SCRIPT.parent.parent  # where `python -m interop.network` fin
 MODE_NAMESPACES = "namespaces"
 MODE_RELAY = "loopback-relay"
 ROLES = ("client", "sim", "server")
-PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,15}$")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
 SIM_READY_TIMEOUT = 10.0
 SIM_STOP_GRACE = 5.0
 
@@ -137,7 +137,7 @@ class Network:
             scenario = Scenario.parse(scenario)
         self.scenario = scenario or Scenario.parse("simple-p2p --delay=15ms --bandwidth=10Mbps --queue=25")
         if not PREFIX_RE.match(name_prefix):
-            raise ValueError(f"name_prefix {name_prefix!r}: letters, digits, '_', at most 16")
+            raise ValueError(f"name_prefix {name_prefix!r}: letters, digits, '_', '-', at most 16")
         self.prefix = name_prefix
         self.workdir = Path(workdir).resolve() if workdir is not None else Path(tempfile.mkdtemp(prefix="interop-net-"))
         self.force_fallback = force_fallback

@@ -428,3 +428,20 @@ def test_loopback_relay_fallback(prefix, capfd):
                              filter_="udp")
         assert rows and all(str(net.server_port) in row[:2] for row in rows)
     assert net.stats()["to_server"]["dropped_list"] == 1
+
+
+def test_fallback_chosen_when_namespaces_are_refused(tmp_path):
+    # In a user namespace we are "root" without the right to mount
+    # /run/netns: `ip netns add` fails for real and the relay takes over.
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]);"
+            "from interop.network import Network;"
+            "net = Network('simple-p2p --delay=5ms', sys.argv[2], 'tArefused').start();"
+            "print(json.dumps([net.mode, net.fallback_reason, net.client_ns])); net.close()")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(["unshare", "-r", sys.executable, "-c", code, root, str(tmp_path / "net")],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    mode, reason, client_ns = json.loads(proc.stdout)
+    assert (mode, client_ns) == (MODE_RELAY, None) and "ip netns add failed" in reason
+    assert "falling back to a UDP relay" in proc.stderr
+    assert "tArefused-client" not in list_namespaces()
