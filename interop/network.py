@@ -195,6 +195,9 @@ class Network:
             except FileNotFoundError:
                 return "no `ip` command"
             if proc.returncode != 0:
+                for ns in self._created:  # a half-built set is of no use to the relay
+                    _run(["ip", "netns", "del", ns], check=False)
+                self._created.clear()
                 return f"ip netns add failed: {proc.stderr.strip()}"
             self._created.append(names[role])
         self.client_ns, self.sim_ns, self.server_ns = names["client"], names["sim"], names["server"]
