@@ -542,7 +542,10 @@ def main(argv=None) -> int:
         else:
             print(f"server listens on port {net.server_port}; clients aim at 127.0.0.1 / ::1 port {net.client_port}")
         print(f"captures: {net.pcap_paths['client_side']} {net.pcap_paths['server_side']}; log {net.sim_log}")
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill still tears down
+        def interrupt(*_):
+            raise KeyboardInterrupt  # a plain kill tears down and prints the counts like Ctrl-C
+
+        signal.signal(signal.SIGTERM, interrupt)
         try:
             signal.pause()
         except KeyboardInterrupt:
