@@ -67,10 +67,6 @@ class NetworkError(RuntimeError):
     pass
 
 
-class NamespaceUnavailable(NetworkError):
-    pass
-
-
 def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(list(argv), capture_output=True, text=True)
     if check and proc.returncode != 0:
