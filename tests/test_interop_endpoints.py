@@ -169,6 +169,8 @@ MORE = [
     ("pyquic", "ngtcp2", "keyupdate"),
     ("ngtcp2", "pyquic", "chacha20"),
     ("pyquic", "ngtcp2", "handshakeloss"),
+    ("ngtcp2", "pyquic", "handshakeloss"),  # pyquic's endpoint.py, over h3
+    ("qh3", "pyquic", "handshakecorruption"),  # pyquic's endpoint.py, over hq-interop
 ]
 
 

@@ -25,9 +25,9 @@
 #   keyupdate            serve                     transfer, --key-update
 #   ecn                  serve                     transfer (pyquic sets no ECN marks: runner judges)
 #   amplificationlimit   serve (runner's big cert) transfer
-#   handshakeloss        serve                     one connection (command) per URL, in turn
+#   handshakeloss        serve                     one connection per URL, in turn (endpoint.py)
 #   transferloss         serve                     transfer
-#   handshakecorruption  serve                     one connection (command) per URL, in turn
+#   handshakecorruption  serve                     one connection per URL, in turn (endpoint.py)
 #   transfercorruption   serve                     transfer
 #   ipv6                 serve                     transfer
 #   v2                   127                       127   (no compatible version negotiation, RFC 9368)
@@ -37,6 +37,8 @@
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 # The server answers hq-interop and h3 on one port (the client's ALPN picks).
+# The client is the CLI except in the one-connection-per-URL cases, where it is
+# endpoint.py (same options, on pyquic's public API).
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-python3}"
@@ -82,8 +84,8 @@ read -r -a urls <<< "${REQUESTS:-}"
 fetch() { "$PY" -m pyquic.client "${common[@]}" "${opts[@]}" --alpn "${ALPN:-$alpn}" -k -o "$DOWNLOADS" "$@"; }
 case "$mode" in
   one) fetch "${urls[@]}"; exit $? ;;
-  each)
-    for u in "${urls[@]}"; do fetch "$u" || exit 1; done ;;
+  each)  # the CLI puts all URLs of one host on one connection: endpoint.py does one each
+    "$PY" "$HERE/endpoint.py" "${common[@]}" --alpn "${ALPN:-$alpn}" -o "$DOWNLOADS" "${urls[@]}"; exit $? ;;
   resume|zerortt)
     tickets="$(mktemp -d)/tickets.json"
     fetch --resume "$tickets" "${urls[0]}" || exit 1
