@@ -179,6 +179,16 @@ def test_more_cases(tmp_path, certs, server, client, case):
     run_pair(tmp_path, certs, server, client, case, [3_000, 40_000, 700], alpn_for(server))
 
 
+MUX = [("pyquic", "qh3"), ("aioquic", "pyquic"), ("pyquic", "ngtcp2")]
+
+
+@pytest.mark.parametrize("server,client", MUX, ids=[f"{s}-serves-{c}" for s, c in MUX])
+def test_multiplexing_beyond_stream_limits(tmp_path, certs, server, client):
+    """More requests than the server's initial stream limit (128 for pyquic
+    and aioquic, 100 for ngtcp2): the client must wait for MAX_STREAMS."""
+    run_pair(tmp_path, certs, server, client, "multiplexing", [32] * 300, alpn_for(server))
+
+
 UNSUPPORTED = [
     ("pyquic", "v2"), ("pyquic", "connectionmigration"), ("qh3", "v2"), ("ngtcp2", "v2"),
     ("aioquic", "connectionmigration"), ("qh3", "connectionmigration"),
