@@ -330,7 +330,7 @@ def main() -> int:
     ap.add_argument("--v2", action="store_true")
     ap.add_argument("--keylog", default=os.environ.get("SSLKEYLOGFILE") or None)
     ap.add_argument("--qlog-dir", default=os.environ.get("QLOGDIR") or None)
-    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--timeout", type=float, default=180.0, help="client: seconds for each connection's requests")
     ap.add_argument("urls", nargs="*")
     args = ap.parse_args()
     args.alpn = args.alpn or [HQ]

@@ -72,7 +72,7 @@ case "$ROLE" in
   server)
     mkdir -p "$WWW"
     exec "$PY" -m pyquic.server "${common[@]}" --root "$WWW" --host "$SERVER" --port "$PORT" \
-      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --retry "$retry" ;;
+      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --retry "$retry" --grace 1 ;;
   client) ;;
   *) echo "ROLE must be client or server, not '$ROLE'" >&2; exit 2 ;;
 esac
