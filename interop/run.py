@@ -30,6 +30,8 @@ ENDPOINTS = ("pyquic", "aioquic", "qh3", "ngtcp2")
 PORT = 443
 SERVER_START_TIMEOUT = 20.0
 STOP_GRACE = 5.0
+H3_ONLY = {"ngtcp2"}  # Debian's gtlsserver/gtlsclient speak HTTP/3 only
+CROSS_TRAFFIC_PORT = 5201
 AMPLIFICATION_CHAIN = 9  # certificates in the chain of the amplificationlimit case (as the reference's)
 
 
@@ -71,6 +73,22 @@ def _stop(proc: Optional[subprocess.Popen]) -> Optional[int]:
     return proc.returncode
 
 
+def _start_cross_traffic(net: Network, logs: Path, env: dict) -> list[subprocess.Popen]:
+    """A TCP bulk flow server -> client through the sim for the whole run."""
+    env = dict(env, PYTHONPATH=str(ROOT.parent))
+    procs = []
+    with open(logs / "cross_recv.log", "wb") as out:
+        procs.append(net.run_in(net.client_ns, [sys.executable, "-m", "interop.crosstraffic", "recv",
+                                                str(CROSS_TRAFFIC_PORT)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True))
+    time.sleep(0.3)
+    with open(logs / "cross_send.log", "wb") as out:
+        procs.append(net.run_in(net.server_ns, [sys.executable, "-m", "interop.crosstraffic", "send",
+                                                net.client_ip4, str(CROSS_TRAFFIC_PORT)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True))
+    return procs
+
+
 def _tail(path: Path, lines: int = 5) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -92,6 +110,7 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
     files = write_files(dirs["www"], case.files(rng), seed)
     result = Result(server, client, case.name, FAILED)
     server_proc = client_proc = None
+    cross: list[subprocess.Popen] = []
     with Network(scenario=Scenario.parse(case.scenario), workdir=workdir / "net", name_prefix=prefix,
                  seed=seed, port=PORT) as net:
         result.mode = net.mode
@@ -107,6 +126,8 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
         requests = " ".join(f"https://{_url_host(address)}:{url_port}/{name}" for name in files)
         client_env = dict(base, ROLE="client", TESTCASE=case.testcase("client"), REQUESTS=requests,
                           SSLKEYLOGFILE=str(workdir / "keys_client.log"), QLOGDIR=str(dirs["qlog_client"]))
+        if server in H3_ONLY:  # every case is fetched over HTTP/3 from a server that speaks nothing else
+            client_env["ALPN"] = "h3"
         server_log = dirs["logs"] / "server.log"
         client_log = dirs["logs"] / "client.log"
         try:
@@ -129,6 +150,8 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
                 result.reason = f"server did not listen on UDP {port} within {SERVER_START_TIMEOUT:.0f} s"
                 return _finish(result, workdir, keep, start)
             log(f"{case.name}: {client} -> {server} ({net.mode})")
+            if case.cross_traffic:
+                cross = _start_cross_traffic(net, dirs["logs"], base)
             t0 = time.monotonic()
             with open(client_log, "wb") as out:
                 client_proc = net.run_in(net.client_ns, ["bash", str(endpoint_script(client))], env=client_env,
@@ -150,6 +173,8 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
         finally:
             _stop(client_proc)
             _stop(server_proc)
+            for proc in cross:
+                _stop(proc)
     # The network is down: the sim has written its captures.
     keylog = merge_keylogs([workdir / "keys_client.log", workdir / "keys_server.log"], workdir / "keys.log")
     try:

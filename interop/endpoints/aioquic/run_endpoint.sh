@@ -22,9 +22,9 @@
 #   http3                serve                     transfer over h3
 #   blackhole            serve                     transfer
 #   keyupdate            serve                     key update once confirmed, then transfer
-#   ecn                  serve                     transfer (no ECN marks: runner judges)
+#   ecn                  127                       127   (neither aioquic nor qh3 marks or counts ECN)
 #   amplificationlimit   serve (runner's big cert) transfer
-#   handshakeloss        serve                     one connection per URL, in turn
+#   handshakeloss        serve                     one connection per URL, in turn ("multiconnect")
 #   transferloss         serve                     transfer
 #   handshakecorruption  serve                     one connection per URL, in turn
 #   transfercorruption   serve                     transfer
@@ -51,7 +51,7 @@ args=(--impl "$IMPL" --role "$ROLE")
 [ -n "${QLOGDIR:-}" ] && args+=(--qlog-dir "$QLOGDIR")
 alpn=hq-interop
 case "$TESTCASE" in
-  handshake|transfer|longrtt|multiplexing|blackhole|ecn|amplificationlimit|transferloss|\
+  handshake|transfer|longrtt|multiplexing|blackhole|amplificationlimit|transferloss|\
   transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
   chacha20) args+=(--chacha20) ;;
   retry) [ "$ROLE" = server ] && args+=(--retry) ;;
@@ -59,7 +59,7 @@ case "$TESTCASE" in
   zerortt) args+=(--mode zerortt) ;;
   http3) alpn=h3 ;;
   keyupdate) [ "$ROLE" = client ] && args+=(--key-update) ;;
-  handshakeloss|handshakecorruption) args+=(--mode each) ;;
+  multiconnect|handshakeloss|handshakecorruption) args+=(--mode each) ;;
   v2) if [ "$IMPL" = aioquic ]; then args+=(--v2); else echo "$IMPL: $TESTCASE unsupported"; exit 127; fi ;;
   *) echo "$IMPL: test case '$TESTCASE' unsupported"; exit 127 ;;
 esac

@@ -27,7 +27,7 @@
 #   keyupdate            serve                     transfer, --key-update=1ms (after the handshake)
 #   ecn                  serve                     transfer (runner judges the marks)
 #   amplificationlimit   serve (runner's big cert) transfer
-#   handshakeloss        serve                     one gtlsclient per URL, in turn
+#   handshakeloss        serve                     one gtlsclient per URL, in turn ("multiconnect")
 #   transferloss         serve                     transfer
 #   handshakecorruption  serve                     one gtlsclient per URL, in turn
 #   transfercorruption   serve                     transfer
@@ -55,7 +55,7 @@ case "$TESTCASE" in
   resumption) mode=resume ;;
   zerortt) mode=zerortt ;;
   keyupdate) [ "$ROLE" = client ] && opts+=(--key-update=1ms) ;;
-  handshakeloss|handshakecorruption) mode=each ;;
+  multiconnect|handshakeloss|handshakecorruption) mode=each ;;
   connectionmigration) [ "$ROLE" = client ] || { echo "ngtcp2 server: $TESTCASE unsupported"; exit 127; } ;;
   *) echo "ngtcp2: test case '$TESTCASE' unsupported"; exit 127 ;;
 esac
