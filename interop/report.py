@@ -158,3 +158,26 @@ def regressions(results: list[Result], baseline: Optional[Path]) -> list[str]:
               for r in json.loads(baseline.read_text()).get("results", [])}
     return [f"{r.case}, {r.client} -> {r.server}: passed before, {r.result} now ({r.reason})"
             for r in results if before.get((r.server, r.client, r.case)) == PASSED and r.result != PASSED]
+
+
+def export(src: Path, dst: Path, log_limit: int = 200_000) -> None:
+    """A copy of a results directory small enough to commit: the three
+    result files, and per run its verdict, the endpoints' logs (their last
+    log_limit bytes) and the sim's log; no captures, files or qlogs."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("results.md", "results.json", "results.html"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    for run in sorted((src / "runs").iterdir()) if (src / "runs").exists() else []:
+        out = dst / "runs" / run.name
+        out.mkdir(parents=True, exist_ok=True)
+        for path in [run / "result.json", *sorted((run / "logs").glob("*.log")), run / "net" / "sim.log"]:
+            if path.is_file():
+                data = path.read_bytes()
+                (out / path.name).write_bytes(data[-log_limit:])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "export":
+        export(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m interop.report export RESULTS_DIR DESTINATION")

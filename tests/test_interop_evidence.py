@@ -170,3 +170,24 @@ def test_every_case_is_complete(name):
     assert files and all(size >= 0 and name for name, size in files)
     assert case.abbrev and case.timeout > 0 and case.scenario.split()[0] in {
         "simple-p2p", "drop-rate", "corrupt-rate", "droplist", "blackhole", "rebind"}
+
+
+def test_export_keeps_verdicts_and_logs_not_captures(tmp_path):
+    from interop.report import export
+
+    src, dst = tmp_path / "full", tmp_path / "slim"
+    results = [Result("pyquic", "ngtcp2", "transfer", FAILED, "client exited 1", directory="runs/r")]
+    write_results(src, results, ["pyquic"], ["ngtcp2"], "namespaces")
+    run = src / "runs" / "r"
+    (run / "logs").mkdir(parents=True)
+    (run / "net").mkdir()
+    (run / "result.json").write_text("{}")
+    (run / "logs" / "client.log").write_bytes(b"x" * 300_000 + b"the end")
+    (run / "net" / "sim.log").write_text("STATS {}")
+    (run / "net" / "sim_client_side.pcap").write_bytes(b"\0" * 1000)
+    export(src, dst)
+    kept = sorted(p.name for p in (dst / "runs" / "r").iterdir())
+    assert kept == ["client.log", "result.json", "sim.log"]
+    log = (dst / "runs" / "r" / "client.log").read_bytes()
+    assert log.endswith(b"the end") and len(log) == 200_000
+    assert (dst / "results.json").read_text() == (src / "results.json").read_text()
