@@ -450,6 +450,18 @@ APP_JS = """(async () => {
 IMG_SIZE = (37, 23)
 
 
+def write_h3_site(root: Path, big: int) -> dict:
+    """The document root the HTTP/3 interop tests serve: the test site (a
+    page and its resources) plus small.txt, big.bin (`big` random bytes) and
+    kb.bin; returns {"root", "page", "sha256": name -> digest}."""
+    page = write_test_site(root)
+    (root / "small.txt").write_bytes(b"hello over h3\n")
+    (root / "big.bin").write_bytes(os.urandom(big))
+    (root / "kb.bin").write_bytes(os.urandom(1024))
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir() if p.is_file()}
+    return {"root": root, "page": page, "sha256": digests}
+
+
 def write_test_site(root: Path, data_size: int = 300_000) -> dict:
     """index.html + app.js + img.png + data.bin (pattern bytes) under root.
     Returns what a browser must report: {"img": {"width","height"}, "data":

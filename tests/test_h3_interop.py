@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from pyquic.asyncio.h3 import H3Request, connect_h3, serve_h3
 from pyquic.config import QuicConfiguration
 from pyquic.tools.server import FileServer
-from tests.h3_peers import run_chromium, run_h3_client, spki_pin, start_h3_server, write_test_site
+from tests.h3_peers import run_chromium, run_h3_client, spki_pin, start_h3_server, write_h3_site
 from tests.peers.pattern import chunks, sha256_of
 from tests.quic_peers import pki_files
 
@@ -37,13 +36,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("www")
-    page = write_test_site(root)
-    (root / "small.txt").write_bytes(b"hello over h3\n")
-    (root / "big.bin").write_bytes(os.urandom(BIG))
-    (root / "kb.bin").write_bytes(os.urandom(1024))
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir() if p.is_file()}
-    return {"root": root, "page": page, "sha256": digests}
+    return write_h3_site(tmp_path_factory.mktemp("www"), BIG)
 
 
 def client_config(files, **kwargs) -> QuicConfiguration:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from tests.h3_peers import (
     run_h3_rps,
     spki_pin,
     start_h3_server,
-    write_test_site,
+    write_h3_site,
 )
 from tests.peers.pattern import sha256_of
 from tests.quic_peers import pki_files
@@ -36,13 +35,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The document root every server serves, with what a client must get."""
-    root = tmp_path_factory.mktemp("www")
-    page = write_test_site(root)
-    (root / "small.txt").write_bytes(b"hello over h3\n")
-    (root / "big.bin").write_bytes(os.urandom(BIG))
-    (root / "kb.bin").write_bytes(os.urandom(1024))
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir() if p.is_file()}
-    return {"root": root, "page": page, "sha256": digests}
+    return write_h3_site(tmp_path_factory.mktemp("www"), BIG)
 
 
 def _servers(impl):

@@ -21,7 +21,6 @@ import asyncio
 import base64
 import datetime
 import hashlib
-import ipaddress
 import mimetypes
 import os
 import signal
@@ -48,39 +47,14 @@ SHUTDOWN_GRACE = 10.0  # seconds requests in progress get after SIGINT/SIGTERM
 
 
 def self_signed_files(directory: Path) -> tuple[Path, Path]:
-    """An ECDSA P-256 key and a self-signed certificate for localhost
-    (DNS localhost, IP 127.0.0.1 and ::1), written as PEM in directory.
-    Valid for 14 days: chromium accepts a pinned SPKI whatever the issuer,
-    not a certificate that has expired."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    """tls.tools.server's self-signed localhost certificate and its key,
+    written as PEM in directory.  Valid for 14 days: chromium accepts a
+    pinned SPKI whatever the issuer, not a certificate that has expired."""
+    from cryptography.hazmat.primitives import serialization
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=14))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1")),
-        ]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        # What a verifier with the web PKI's rules wants even of a trust anchor
-        # that is its own leaf (--cafile cert.pem): key identifiers, CA:FALSE.
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    from tls.tools.server import self_signed_credentials
+
+    (cert,), key = self_signed_credentials(days=14)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

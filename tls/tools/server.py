@@ -21,8 +21,11 @@ from ..tcp import TLSSocket, wrap_socket
 from .client import parse_list, summary_lines
 
 
-def self_signed_credentials():
-    """An ECDSA P-256 key and a self-signed certificate for localhost."""
+def self_signed_credentials(days: int = 1):
+    """An ECDSA P-256 key and a self-signed certificate for localhost (DNS
+    localhost, IP 127.0.0.1 and ::1), valid for `days`.  It carries what a
+    verifier with the web PKI's rules wants even of a trust anchor that is
+    its own leaf (``--cafile cert.pem``): CA:FALSE and key identifiers."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -38,14 +41,16 @@ def self_signed_credentials():
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return [cert], key
