@@ -176,7 +176,7 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
             for proc in cross:
                 _stop(proc)
     # The network is down: the sim has written its captures.
-    keylog = merge_keylogs([workdir / "keys_client.log", workdir / "keys_server.log"], workdir / "keys.log")
+    keylog = _merged_keylog(workdir)
     try:
         evidence = Evidence(case, dirs["www"], dirs["downloads"], files,
                             read_trace(net.pcap_paths["client_side"], port, keylog),
@@ -188,8 +188,16 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
     return _finish(result, workdir, keep, start)
 
 
+def _merged_keylog(workdir: Path) -> Optional[Path]:
+    """keys.log: both endpoints' key logs in one, for tshark (and for whoever
+    opens a failed run's capture)."""
+    return merge_keylogs([workdir / "keys_client.log", workdir / "keys_server.log"], workdir / "keys.log")
+
+
 def _finish(result: Result, workdir: Path, keep: bool, start: float) -> Result:
     result.seconds = round(time.monotonic() - start, 2)
+    if not (workdir / "keys.log").exists():
+        _merged_keylog(workdir)
     if result.result != FAILED and not keep:
         # A pass (or unsupported) keeps its logs and verdict, not the bulk.
         for name in ("www", "downloads", "net", "qlog_client", "qlog_server"):
