@@ -124,9 +124,13 @@ def server_initials(ev: Evidence) -> list[Packet]:
 
 
 def handshakes(ev: Evidence) -> int:
-    """Connections, counted as the reference does: distinct source connection
-    IDs of the server's Initial packets."""
-    return len({p.scid for p in server_initials(ev)})
+    """Connections: distinct source connection IDs of the server's Initial
+    packets that carry a CRYPTO frame.  The reference counts every server
+    Initial; counting only those that open and carry the handshake leaves
+    out a server's close from a connection it made of a corrupted datagram
+    it could not even decrypt (aioquic's server holds state for those and
+    closes them at shutdown in an Initial: no handshake happened)."""
+    return len({p.scid for p in server_initials(ev) if FRAME_CRYPTO in p.frames})
 
 
 def _versions(ev: Evidence) -> set[int]:
