@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import time
@@ -13,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .report import LiveTable, Result, regressions, write_results
-from .run import ENDPOINTS, run_test
+from .run import ENDPOINTS, judge, run_test
 from .testcases import BY_NAME, CASES, CI_CASES, FAILED
 
 ROOT = Path(__file__).resolve().parent
@@ -44,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                                                    f"(--ci: {COMMITTED / 'results.json'})")
     ap.add_argument("--keep", action="store_true", help="keep every run's artefacts, not only failures'")
     ap.add_argument("--seed", type=int, default=1, help="file contents and names")
+    ap.add_argument("--rejudge", metavar="RESULTS_DIR", help="judge the kept failed runs of a results directory "
+                    "again with the current checks (their captures are kept), and rewrite its results")
     args = ap.parse_args(argv)
+    if args.rejudge:
+        return rejudge(Path(args.rejudge))
 
     servers = _names(args.servers, list(ENDPOINTS), "servers")
     clients = _names(args.clients, list(ENDPOINTS), "clients")
@@ -89,6 +95,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"REGRESSION: {line}", flush=True)
         return 1 if worse else 0
     return 1 if any(r.result == FAILED for r in results) else 0
+
+
+def rejudge(results_dir: Path) -> int:
+    """Failed runs whose endpoints both finished (the verdict came from the
+    evidence) are judged again on their kept captures and files."""
+    saved = json.loads((results_dir / "results.json").read_text())
+    results = [Result(**r) for r in saved["results"]]
+    for r in results:
+        run_dir = results_dir / r.directory
+        if r.result != FAILED or not (run_dir / "net" / "sim_server_side.pcap").exists() or r.reason.startswith(
+                ("client ", "server ", "runner error")):
+            continue
+        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "www").iterdir()}
+        verdict = judge(BY_NAME[r.case], run_dir, files=files)
+        print(f"{r.case}, {r.client} -> {r.server}: {r.result} ({r.reason}) -> {verdict.result} ({verdict.reason})")
+        r.result, r.reason, r.value = verdict.result, f"{verdict.reason} (judged again)".strip(), verdict.value
+    write_results(results_dir, results, saved["servers"], saved["clients"], saved["mode"])
+    return 0
 
 
 if __name__ == "__main__":

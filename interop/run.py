@@ -108,6 +108,7 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
         d.mkdir(parents=True)
     rng = random.Random(seed)
     files = write_files(dirs["www"], case.files(rng), seed)
+    (workdir / "files.json").write_text(json.dumps(files))
     result = Result(server, client, case.name, FAILED)
     server_proc = client_proc = None
     cross: list[subprocess.Popen] = []
@@ -152,7 +153,6 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
             log(f"{case.name}: {client} -> {server} ({net.mode})")
             if case.cross_traffic:
                 cross = _start_cross_traffic(net, dirs["logs"], base)
-            t0 = time.monotonic()
             with open(client_log, "wb") as out:
                 client_proc = net.run_in(net.client_ns, ["bash", str(endpoint_script(client))], env=client_env,
                                          stdout=out, stderr=subprocess.STDOUT, cwd=str(workdir),
@@ -163,7 +163,6 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
                 _stop(client_proc)
                 result.reason = f"client did not finish within {case.timeout:.0f} s: {_tail(client_log)}"
                 return _finish(result, workdir, keep, start)
-            client_seconds = time.monotonic() - t0
             if code == 127:
                 result.result, result.reason = UNSUPPORTED, f"client {client} does not support {case.name}"
                 return _finish(result, workdir, keep, start)
@@ -176,16 +175,25 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
             for proc in cross:
                 _stop(proc)
     # The network is down: the sim has written its captures.
-    keylog = _merged_keylog(workdir)
-    try:
-        evidence = Evidence(case, dirs["www"], dirs["downloads"], files,
-                            read_trace(net.pcap_paths["client_side"], port, keylog),
-                            read_trace(net.pcap_paths["server_side"], port, keylog), client_seconds)
-        verdict = case.check(evidence)
-    except (TraceError, OSError, KeyError) as exc:
-        verdict = Verdict(FAILED, f"evidence unreadable: {exc}")
+    verdict = judge(case, workdir, port, files)
     result.result, result.reason, result.value = verdict.result, verdict.reason, verdict.value
     return _finish(result, workdir, keep, start)
+
+
+def judge(case: Case, workdir: Path, port: int = PORT, files: Optional[dict] = None) -> Verdict:
+    """The case's verdict on a finished run's artefacts (also later, on a
+    kept failed run, when a check has been corrected: --rejudge)."""
+    if files is None:
+        files = json.loads((workdir / "files.json").read_text())
+    keylog = _merged_keylog(workdir)
+    net = workdir / "net"
+    try:
+        evidence = Evidence(case, workdir / "www", workdir / "downloads", files,
+                            read_trace(net / "sim_client_side.pcap", port, keylog),
+                            read_trace(net / "sim_server_side.pcap", port, keylog))
+        return case.check(evidence)
+    except (TraceError, OSError, KeyError, ValueError) as exc:
+        return Verdict(FAILED, f"evidence unreadable: {exc}")
 
 
 def _merged_keylog(workdir: Path) -> Optional[Path]:

@@ -53,7 +53,6 @@ class Evidence:
     files: dict[str, str]  # name -> SHA-256 of what the server holds
     client_side: list[Packet]  # the capture where the client's link meets the sim
     server_side: list[Packet]  # the capture where the sim meets the server's link
-    client_seconds: float = 0.0  # the client's run, wall clock
 
 
 @dataclass(frozen=True)
