@@ -8,6 +8,7 @@
 # what the reference runner looks for; the code and wording are ours.
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import string
@@ -161,6 +162,18 @@ def _verdict(problem: Optional[str], ok: str = "") -> Verdict:
     return Verdict(FAILED, problem) if problem else Verdict(PASSED, ok)
 
 
+def after_basic(**basic) -> Callable[[Callable[[Evidence], Verdict]], Callable[[Evidence], Verdict]]:
+    """A check whose own evidence is looked at only once _basic(**basic)
+    (files, version, handshakes, Retry) has found nothing wrong."""
+    def wrap(own: Callable[[Evidence], Verdict]) -> Callable[[Evidence], Verdict]:
+        @functools.wraps(own)
+        def check(ev: Evidence) -> Verdict:
+            problem = _basic(ev, **basic)
+            return Verdict(FAILED, problem) if problem else own(ev)
+        return check
+    return wrap
+
+
 def check_handshake(ev: Evidence) -> Verdict:
     return _verdict(_basic(ev))
 
@@ -169,10 +182,8 @@ def check_transfer(ev: Evidence) -> Verdict:
     return _verdict(_basic(ev))
 
 
+@after_basic()
 def check_longrtt(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     # With 1.5 s of RTT the client's first PTO fires before any answer: it
     # must have sent its ClientHello in more than one datagram.
     first_answer = min((p.time for p in ev.client_side if not p.from_client), default=float("inf"))
@@ -183,28 +194,22 @@ def check_longrtt(ev: Evidence) -> Verdict:
     return Verdict(PASSED, f"ClientHello sent in {len(sent)} datagrams before the first answer")
 
 
+@after_basic()
 def check_chacha20(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     suites = {p.cipher_suite for p in ev.server_side if p.cipher_suite is not None}
     if suites != {CHACHA20}:
         return Verdict(FAILED, f"ServerHello cipher suites {sorted(hex(s) for s in suites)}, expected 0x1303")
     return Verdict(PASSED)
 
 
+@after_basic()
 def check_multiplexing(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     raised = sum(p.frames.count(MAX_STREAMS_BIDI) for p in ev.server_side if not p.from_client)
     return Verdict(PASSED, f"{len(ev.files)} streams, {raised} MAX_STREAMS frames from the server")
 
 
+@after_basic(retry=True)
 def check_retry(ev: Evidence) -> Verdict:
-    problem = _basic(ev, retry=True)
-    if problem:
-        return _verdict(problem)
     tokens = {p.token for p in ev.server_side if p.kind == "retry" and p.token}
     if not tokens:
         return Verdict(FAILED, "the Retry carried no token")
@@ -223,10 +228,8 @@ def _handshake_packets_by_connection(ev: Evidence) -> list[list[Packet]]:
     return list(groups.values())
 
 
+@after_basic(connections=2)
 def check_resumption(ev: Evidence) -> Verdict:
-    problem = _basic(ev, connections=2)
-    if problem:
-        return _verdict(problem)
     groups = _handshake_packets_by_connection(ev)
     if len(groups) != 2:
         return Verdict(FAILED, f"server Handshake packets of {len(groups)} connections, expected 2")
@@ -241,10 +244,8 @@ def check_resumption(ev: Evidence) -> Verdict:
     return Verdict(PASSED, "second handshake without a Certificate")
 
 
+@after_basic(connections=2)
 def check_zerortt(ev: Evidence) -> Verdict:
-    problem = _basic(ev, connections=2)
-    if problem:
-        return _verdict(problem)
     early = sum(p.length for p in ev.server_side if p.from_client and p.kind == "0rtt")
     if early == 0:
         return Verdict(FAILED, "no 0-RTT packets")
@@ -258,10 +259,8 @@ def check_zerortt(ev: Evidence) -> Verdict:
     return Verdict(PASSED, f"{early} bytes of 0-RTT packets, {late} request bytes in 1-RTT")
 
 
+@after_basic()
 def check_keyupdate(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     one_rtt = [p for p in ev.server_side if p.kind == "1rtt"]
     if one_rtt and not any(p.decrypted for p in one_rtt):
         return Verdict(FAILED, "1-RTT packets could not be decrypted (key log missing?)")
@@ -272,10 +271,8 @@ def check_keyupdate(ev: Evidence) -> Verdict:
     return Verdict(PASSED, "key phase 1 from both sides")
 
 
+@after_basic()
 def check_ecn(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     reasons = []
     for who, from_client in (("client", True), ("server", False)):
         marked = sum(1 for p in ev.server_side if p.from_client == from_client and p.ecn in (1, 2))
@@ -287,10 +284,8 @@ def check_ecn(ev: Evidence) -> Verdict:
     return _verdict("; ".join(reasons) or None, "ECT marks and ACK_ECN counts from both sides")
 
 
+@after_basic()
 def check_amplification(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     # Until the client's first Handshake packet reaches it, the server may
     # send at most three times what it has received (RFC 9000 §8.1).
     received = sent = 0
@@ -314,10 +309,8 @@ def check_handshakeloss(ev: Evidence) -> Verdict:
     return _verdict(_basic(ev, connections=len(ev.files), retry=None))
 
 
+@after_basic()
 def check_ipv6(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     if not ev.server_side or not all(":" in p.src for p in ev.server_side):
         return Verdict(FAILED, "not every packet went over IPv6")
     return Verdict(PASSED)
@@ -373,8 +366,9 @@ def check_rebind(ev: Evidence) -> Verdict:
     return _verdict(problem, "every new path challenged and answered")
 
 
+@after_basic()
 def check_migration(ev: Evidence) -> Verdict:
-    problem = _basic(ev) or _paths_challenged(ev)
+    problem = _paths_challenged(ev)
     if problem:
         return _verdict(problem)
     dcids = []
@@ -386,10 +380,8 @@ def check_migration(ev: Evidence) -> Verdict:
     return Verdict(PASSED, "new path validated, new connection ID used")
 
 
+@after_basic()
 def check_goodput(ev: Evidence) -> Verdict:
-    problem = _basic(ev)
-    if problem:
-        return _verdict(problem)
     data = [p.time for p in ev.client_side if not p.from_client and p.kind == "1rtt"]
     if len(data) < 2:
         return Verdict(FAILED, "no 1-RTT data seen")

@@ -48,3 +48,16 @@ class PcapWriter:
             out += struct.pack("<IIII", seconds, int((time - seconds) * 1e6), len(packet), len(packet))
             out += packet
         Path(path).write_bytes(bytes(out))
+
+
+def tap(pair, wire: PcapWriter, client: tuple, server: tuple, base: float = 1_700_000_000) -> None:
+    """Record every datagram an in-memory tests.quic_pair.Pair sends into
+    wire, with the given addresses and its simulated clock (from base)."""
+    transmit = pair._transmit
+
+    def capture(who, link, data, addr=None):
+        src, dst = (client, server) if who == "client" else (server, client)
+        wire.udp(base + pair.now, src, dst, data)
+        transmit(who, link, data, addr)
+
+    pair._transmit = capture

@@ -25,7 +25,7 @@ from interop.testcases import (
     write_files,
 )
 from interop.trace import FRAME_CRYPTO, QUIC_V1, TLS_CERTIFICATE, read_trace
-from tests.pcap import PcapWriter
+from tests.pcap import PcapWriter, tap
 from tests.quic_pair import CLIENT_ADDR, SERVER_ADDR, Pair, client_configuration
 
 CLIENT = ("10.0.0.1", CLIENT_ADDR[1])
@@ -40,14 +40,7 @@ def _capture(tmp_path: Path, key_update: bool = False) -> tuple[Path, Path, byte
     with open(keylog, "w") as log:
         pair = Pair(client_config=client_configuration(secrets_log_file=log))
         wire = PcapWriter()
-        transmit = pair._transmit
-
-        def capture(who, link, data, addr=None):
-            src, dst = (CLIENT, SERVER) if who == "client" else (SERVER, CLIENT)
-            wire.udp(1_700_000_000 + pair.now, src, dst, data)
-            transmit(who, link, data, addr)
-
-        pair._transmit = capture
+        tap(pair, wire, CLIENT, SERVER)
         pair.handshake()
         sid = pair.client.get_next_available_stream_id()
         pair.client.send_stream_data(sid, f"GET /{FILE}\r\n".encode(), end_stream=True)

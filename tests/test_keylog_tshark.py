@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pcap import PcapWriter
+from tests.pcap import PcapWriter, tap
 from tests.quic_pair import CLIENT_ADDR, SERVER_ADDR, Pair, client_configuration
 
 from .test_tls_connection import Pair as TlsPair
@@ -52,14 +52,7 @@ def test_tshark_decrypts_our_quic_connection_with_the_key_log(tmp_path):
     with open(keylog, "w") as log:
         pair = Pair(client_config=client_configuration(secrets_log_file=log))
         wire = PcapWriter()
-        transmit = pair._transmit
-
-        def capture(who, link, data, addr=None):
-            src, dst = (QUIC_CLIENT, QUIC_SERVER) if who == "client" else (QUIC_SERVER, QUIC_CLIENT)
-            wire.udp(1_700_000_000 + pair.now, src, dst, data)
-            transmit(who, link, data, addr)
-
-        pair._transmit = capture
+        tap(pair, wire, QUIC_CLIENT, QUIC_SERVER)
         pair.handshake()
         sid = pair.client.get_next_available_stream_id()
         pair.client.send_stream_data(sid, REQUEST, end_stream=True)
