@@ -38,6 +38,7 @@ from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
 from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
 from .errors import ErrorCode, TransportError, UsageError
+from .frame_types import frame_name
 from .frames import (
     Ack,
     ConnectionClose,
@@ -62,7 +63,7 @@ from .packet import (
     check_reserved_bits,
     split_datagram,
 )
-from .packet_builder import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, PacketBuilder, SendFacts
+from .packet_builder import GSO_MAX_SEGMENTS, PacketBuilder, SendFacts, merge_batches
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
@@ -93,57 +94,6 @@ PACKET_SPACE = {
 }
 CLIENT_INITIAL_DCID_LENGTH = 8  # RFC 9000 §7.2: at least 8 bytes
 PACING_QUANTUM = 0.001  # seconds of sending a pacing wake-up waits for (kGranularity)
-
-
-def _frame_name(kind: type) -> str:
-    """qlog's name of a frame class: MaxStreamData -> max_stream_data."""
-    name = _FRAME_NAMES.get(kind)
-    if name is None:
-        name = _FRAME_NAMES[kind] = "".join("_" + ch.lower() if ch.isupper() else ch for ch in kind.__name__).lstrip("_")
-    return name
-
-
-_FRAME_NAMES: dict = {}
-
-
-def _merge_batches(batches: list) -> list:
-    """Join consecutive batches that one GSO write can carry: a batch whose
-    datagrams are all full (its length a multiple of its segment size)
-    followed by one of the same segment size, or by a single datagram no
-    larger.  A handshake flight (e.g. 1200 + 1200 + 189 bytes, built one
-    coalesced datagram per batch) then leaves in one send call instead of
-    one per datagram; the datagrams on the wire are the same."""
-    out = [batches[0]]
-    for buffer, segment in batches[1:]:
-        prev, prev_segment = out[-1]
-        if (
-            len(prev) % prev_segment == 0
-            and (segment == prev_segment or len(buffer) <= min(segment, prev_segment))
-            and len(prev) // prev_segment + -(-len(buffer) // prev_segment) <= GSO_MAX_SEGMENTS
-            and len(prev) + len(buffer) <= GSO_MAX_BYTES
-        ):
-            out[-1] = (prev + buffer, prev_segment)
-        else:
-            out.append((buffer, segment))
-    return out
-
-
-def _merge_stream_data(event: events.StreamDataReceived, queue: deque) -> events.StreamDataReceived:
-    """`event` joined with the StreamDataReceived events of its stream that
-    follow it in `queue` (taken out of it), up to the one with end_stream."""
-    sid = event.stream_id
-    chunks = [event.data]
-    end = False
-    while queue and not end:
-        nxt = queue[0]
-        if type(nxt) is not events.StreamDataReceived or nxt.stream_id != sid:
-            break
-        queue.popleft()
-        chunks.append(nxt.data)
-        end = nxt.end_stream
-    if len(chunks) == 1:
-        return event
-    return events.StreamDataReceived(stream_id=sid, data=b"".join(chunks), end_stream=end)
 
 
 class QuicConnectionState(IntEnum):
@@ -463,7 +413,7 @@ class QuicConnection:
         kind = type(event)
         if kind is events.StreamDataReceived:
             if events_ and not event.end_stream and type(events_[0]) is events.StreamDataReceived:
-                event = _merge_stream_data(event, events_)
+                event = events.merge_stream_data(event, events_)
         elif kind is events.DatagramFrameReceived:
             self._datagrams_queued -= 1
         return event
@@ -585,7 +535,7 @@ class QuicConnection:
             stats.datagrams_sent += -(-len(buffer) // segment)
             stats.bytes_sent += len(buffer)
         if len(batches) > 1:
-            batches = _merge_batches(batches)
+            batches = merge_batches(batches)
         return [(buffer, segment, addr) for buffer, segment in batches]
 
     def _send_close(self, now: float) -> list[tuple[bytes, int, Any]]:
@@ -1031,7 +981,7 @@ class QuicConnection:
 
     def _count_received(self, kind: type) -> None:
         counts = self._stats.frames_received
-        name = _frame_name(kind)
+        name = frame_name(kind)
         counts[name] = counts.get(name, 0) + 1
 
     def _on_ack(self, frame: Ack, space: Space, now: float) -> None:

@@ -5,6 +5,7 @@
 # The stream events are defined here and used by streams.py.
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -101,6 +102,25 @@ class ConnectionTerminated(QuicEvent):
 
 
 StreamEvent = Union[StreamDataReceived, StreamReset, StopSendingReceived]
+
+
+def merge_stream_data(event: StreamDataReceived, queue: deque) -> StreamDataReceived:
+    """`event` joined with the StreamDataReceived events of its stream that
+    follow it in `queue` (taken out of it), up to the one with end_stream."""
+    sid = event.stream_id
+    chunks = [event.data]
+    end = False
+    while queue and not end:
+        nxt = queue[0]
+        if type(nxt) is not StreamDataReceived or nxt.stream_id != sid:
+            break
+        queue.popleft()
+        chunks.append(nxt.data)
+        end = nxt.end_stream
+    if len(chunks) == 1:
+        return event
+    return StreamDataReceived(stream_id=sid, data=b"".join(chunks), end_stream=end)
+
 
 __all__ = [
     "QuicEvent",

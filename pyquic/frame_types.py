@@ -163,3 +163,14 @@ _ALLOWED = {
 _KNOWN = tuple(t in KNOWN_FRAME_TYPES for t in range(64))
 _ACK_ELICITING = tuple(t not in NON_ACK_ELICITING_FRAME_TYPES for t in range(64))
 # frames.py imports these private vectors; they are derived, never edited by hand.
+
+
+def frame_name(kind: type) -> str:
+    """qlog's name of a frame class: MaxStreamData -> max_stream_data."""
+    name = _QLOG_NAMES.get(kind)
+    if name is None:
+        name = _QLOG_NAMES[kind] = "".join("_" + ch.lower() if ch.isupper() else ch for ch in kind.__name__).lstrip("_")
+    return name
+
+
+_QLOG_NAMES: dict = {}

@@ -32,6 +32,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Optional
 
 from .buffer import encode_varint, varint_size
+from .frame_types import frame_name
 from .frames import (
     Ack,
     ConnectionClose,
@@ -537,8 +538,6 @@ class PacketBuilder(SentRecords):
         )
 
     def _write_control(self, payload: bytearray, records: list, room: int) -> bool:
-        from .connection import _frame_name
-
         left_over = []
         wrote = False
         counts = self.stats.frames_sent
@@ -550,7 +549,7 @@ class PacketBuilder(SentRecords):
                 left_over.append(frame)
                 continue
             kind = type(frame)
-            name = _frame_name(kind)
+            name = frame_name(kind)
             counts[name] = counts.get(name, 0) + 1
             if kind is NewConnectionId:
                 records.append((K_NEW_CID, frame))
@@ -731,4 +730,26 @@ def _short_header(dcid: bytes, pn: int, pn_len: int, key_phase: int) -> bytes:
     )
 
 
-__all__ = ["PacketBuilder", "SendFacts", "encode_varint"]
+def merge_batches(batches: list) -> list:
+    """Join consecutive batches that one GSO write can carry: a batch whose
+    datagrams are all full (its length a multiple of its segment size)
+    followed by one of the same segment size, or by a single datagram no
+    larger.  A handshake flight (e.g. 1200 + 1200 + 189 bytes, built one
+    coalesced datagram per batch) then leaves in one send call instead of
+    one per datagram; the datagrams on the wire are the same."""
+    out = [batches[0]]
+    for buffer, segment in batches[1:]:
+        prev, prev_segment = out[-1]
+        if (
+            len(prev) % prev_segment == 0
+            and (segment == prev_segment or len(buffer) <= min(segment, prev_segment))
+            and len(prev) // prev_segment + -(-len(buffer) // prev_segment) <= GSO_MAX_SEGMENTS
+            and len(prev) + len(buffer) <= GSO_MAX_BYTES
+        ):
+            out[-1] = (prev + buffer, prev_segment)
+        else:
+            out.append((buffer, segment))
+    return out
+
+
+__all__ = ["PacketBuilder", "SendFacts", "encode_varint", "merge_batches"]

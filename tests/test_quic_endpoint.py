@@ -618,15 +618,15 @@ def test_a_batch_with_unknown_and_long_header_datagrams_in_it():
 def test_stream_events_merge_only_within_one_stream_and_up_to_its_end():
     from collections import deque
 
-    from pyquic.connection import _merge_stream_data
+    from pyquic.events import merge_stream_data
 
     sdr = events.StreamDataReceived
     queue = deque([sdr(stream_id=0, data=b"b", end_stream=False), sdr(stream_id=4, data=b"x", end_stream=False),
                    sdr(stream_id=0, data=b"c", end_stream=True)])
-    merged = _merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
+    merged = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
     assert (merged.data, merged.end_stream) == (b"ab", False) and len(queue) == 2
     queue = deque([sdr(stream_id=0, data=b"b", end_stream=True), sdr(stream_id=0, data=b"late", end_stream=False)])
-    merged = _merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
+    merged = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
     assert (merged.data, merged.end_stream) == (b"ab", True) and len(queue) == 1
 
 
