@@ -48,9 +48,13 @@ class QuicConfiguration:
     original_version: Optional[int] = None  # client: the version of the first Initial
     # -- transport
     idle_timeout: float = 60.0  # seconds (max_idle_timeout)
-    # A handshake not confirmed after this many seconds (counted from the
-    # first packet; never longer than the idle timeout) ends silently, like
-    # an idle timeout: half-open connections cannot hold state for long.
+    # A handshake not yet confirmed ends silently, like an idle timeout, when
+    # this many seconds (or the idle timeout, if shorter) pass without a
+    # packet from the peer that opens, and in any case once the longer of
+    # the two has passed since its first packet: a peer whose probes get
+    # through under heavy loss keeps its handshake, a half-open connection
+    # cannot hold state for long (the endpoint's half-open caps bound how
+    # many there are).
     handshake_timeout: Optional[float] = 10.0
     max_data: int = 1048576  # initial_max_data
     max_stream_data: int = 1048576  # initial_max_stream_data_*

@@ -94,6 +94,7 @@ PACKET_SPACE = {
 }
 CLIENT_INITIAL_DCID_LENGTH = 8  # RFC 9000 §7.2: at least 8 bytes
 PACING_QUANTUM = 0.001  # seconds of sending a pacing wake-up waits for (kGranularity)
+EARLY_CRYPTO_RESENDS = 3  # RFC 9002 §6.2.3: "a limited number of times per connection"
 
 
 class QuicConnectionState(IntEnum):
@@ -111,7 +112,7 @@ class QuicConnectionStats:
         "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "packets_sent",
         "packets_received", "packets_dropped", "decryption_failures", "packets_lost", "duplicates",
         "frames_sent", "frames_received", "path_migrations", "paths_validated", "path_validation_failures",
-        "zero_rtt_packets_sent", "zero_rtt_packets_received", "zero_rtt_rejected",
+        "zero_rtt_packets_sent", "zero_rtt_packets_received", "zero_rtt_rejected", "crypto_resent_early",
     )
 
     def __init__(self) -> None:
@@ -206,7 +207,8 @@ class QuicConnection:
         self._idle_timeout = config.idle_timeout
         self._last_activity: Optional[float] = None
         self._idle_restart_on_send = True
-        self._handshake_started: Optional[float] = None  # config.handshake_timeout counts from here
+        self._handshake_started: Optional[float] = None  # the handshake's whole time counts from here,
+        self._last_received = 0.0  # and config.handshake_timeout from here: the last packet that opened
         self._pacing_at: Optional[float] = None
         self._undecryptable: list = []
         self._streams = StreamManager(
@@ -396,7 +398,7 @@ class QuicConnection:
         if self._network_path is not None:
             raise UsageError("connect() was already called")
         self._network_path = addr
-        self._last_activity = self._handshake_started = now
+        self._last_activity = self._handshake_started = self._last_received = now
         self._start_client(now)
 
     def _start_client(self, now: float) -> None:
@@ -650,7 +652,7 @@ class QuicConnection:
         self._bytes_received += size
         if self._network_path is None:
             self._network_path = addr
-            self._last_activity = self._handshake_started = now
+            self._last_activity = self._handshake_started = self._last_received = now
         self._new_address = None if addr == self._network_path else addr
         if self._state == QuicConnectionState.CLOSING:
             self._reply_while_closing()
@@ -792,6 +794,8 @@ class QuicConnection:
         else:
             keys = space.recv_keys
             if keys is None:
+                if ptype is PacketType.HANDSHAKE and self.is_client:
+                    self._resend_crypto_early(INITIAL)  # the server's Initial was lost
                 return self._hold_undecryptable(header, view)
         try:
             largest = space.ack.largest_received
@@ -812,6 +816,21 @@ class QuicConnection:
                 if not self._spaces[INITIAL].discarded:
                     self._discard_space(INITIAL, now)
         return self._process_packet(space, ptype, plain, payload, pn, dcid, now)
+
+    def _resend_crypto_early(self, *sids: int) -> None:
+        """RFC 9002 §6.2.3: a peer that plainly lacks our CRYPTO data gets what
+        is outstanding in `sids` now rather than at the next PTO, a few times
+        a connection (anti-amplification still applies)."""
+        if self._stats.crypto_resent_early >= EARLY_CRYPTO_RESENDS:
+            return
+        spaces = [sid for sid in sids if not self._spaces[sid].discarded]
+        if any(self._spaces[sid].crypto_send.has_pending for sid in spaces):
+            return  # already queued: one resend for a whole flight of triggers
+        outstanding = [p for sid in spaces for p in self._loss.sent_packets(sid) if p.ack_eliciting]
+        if outstanding:
+            self._stats.crypto_resent_early += 1
+            for packet in outstanding:
+                self._builder.requeue_for_probe(packet)
 
     def _drop(self) -> bool:
         self._stats.packets_dropped += 1
@@ -873,7 +892,7 @@ class QuicConnection:
             return True
         self._stats.packets_received += 1
         self._received_valid = True
-        self._last_activity = now
+        self._last_activity = self._last_received = now
         self._idle_restart_on_send = True
         if self._state == QuicConnectionState.FIRSTFLIGHT:
             self._state = QuicConnectionState.CONNECTED
@@ -890,6 +909,8 @@ class QuicConnection:
                 self._follow_peer(move)
         self._last_peer_dcid = dcid
         self._handle_frames(parsed.frames, space, dcid, now)
+        if ptype is PacketType.INITIAL and parsed.ack_eliciting and not self.is_client:
+            self._resend_crypto_early(INITIAL, HANDSHAKE)  # the client's Initial again: our flight was lost
         return True
 
     def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
@@ -1298,13 +1319,17 @@ class QuicConnection:
         return self._last_activity + max(self._idle_timeout, 3 * self._loss.probe_timeout())
 
     def _handshake_deadline(self) -> Optional[float]:
-        # config.handshake_timeout from the first packet to confirmation, never past the idle timeout.
+        # Until confirmation: config.handshake_timeout (or the idle timeout, if shorter) without
+        # a packet from the peer that opens (a peer whose probes get through under heavy loss
+        # keeps its handshake), and in all never longer than the longer of the two.
         # (A client counts to confirmation, not completion: a server that dropped its half-open
         # connection never sends HANDSHAKE_DONE, and the idle timeout may be long.)
         timeout = self._configuration.handshake_timeout
         if timeout is None or self._handshake_confirmed or self._handshake_started is None:
             return None
-        return self._handshake_started + (min(timeout, self._idle_timeout) if self._idle_timeout else timeout)
+        idle = self._idle_timeout
+        gap = min(timeout, idle) if idle else timeout
+        return min(self._last_received + gap, self._handshake_started + max(timeout, idle))
 
     def _is_amplification_blocked(self) -> bool:
         return not self._address_validated and 3 * self._bytes_received - self._bytes_sent < 64

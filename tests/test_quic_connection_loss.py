@@ -88,6 +88,48 @@ def test_tail_loss_is_repaired_by_a_pto_probe():
     assert retransmission[0] - sent_at == pytest.approx(pto, abs=1e-9)
 
 
+def handshake_with_first_server_datagram_lost(client_config=None, server_config=None):
+    pair = Pair(client_config=client_config, server_config=server_config)
+    # The server's Initials (its ServerHello, with an ML-KEM share, fills two);
+    # the Handshake packet in its third datagram arrives.
+    pair.server_to_client.drop_nth = {0, 1}
+    pair.connect()
+    assert pair.drive_until(lambda: pair.client.handshake_complete and pair.server.handshake_complete)
+    return pair
+
+
+def test_a_lost_server_initial_is_resent_before_either_pto():
+    # RFC 9002 §6.2.3: the client, handed Handshake packets it has no keys
+    # for, sends its ClientHello again at once; the server, hearing the
+    # client's Initial again, resends its own Initial at once. Both PTOs
+    # (about 1 s with the initial RTT of 333 ms) are still far away.
+    pair = handshake_with_first_server_datagram_lost()
+    # 2.5 round trips of 100 ms: the flight that lost its Initial, the
+    # ClientHello again and the Initial again, the client's Finished.
+    assert pair.now == pytest.approx(0.25)
+    assert pair.client.stats.crypto_resent_early == 1 and pair.server.stats.crypto_resent_early == 1
+    assert pair.server_to_client.dropped == 2
+
+
+def test_without_early_resends_the_lost_server_initial_waits_for_a_pto(monkeypatch):
+    monkeypatch.setattr("pyquic.connection.EARLY_CRYPTO_RESENDS", 0)
+    pair = handshake_with_first_server_datagram_lost()
+    assert pair.now > 1.0
+
+
+def test_early_crypto_resends_are_limited_per_connection():
+    # Every server datagram that starts with an Initial is lost, so the
+    # client keeps getting Handshake packets it has no keys for and the
+    # server keeps hearing the ClientHello: three early resends each, then
+    # only their PTOs.
+    pair = Pair()
+    pair.server_to_client.drop_if = lambda data: data[0] & 0xF0 == 0xC0  # long header, v1 Initial
+    pair.connect()
+    pair.drive(duration=8.0)
+    assert not pair.client.handshake_complete
+    assert pair.client.stats.crypto_resent_early == 3 and pair.server.stats.crypto_resent_early == 3
+
+
 def test_blackhole_longer_than_the_idle_timeout_ends_the_connection():
     pair = Pair(client_config=client_configuration(idle_timeout=3.0),
                 server_config=server_configuration(idle_timeout=3.0))

@@ -19,7 +19,7 @@ async def main():
         is_client=False,
         alpn_protocols=["demo"],
         idle_timeout=30.0,  # seconds without a packet before the connection ends
-        handshake_timeout=5.0,  # a handshake not confirmed by then ends silently
+        handshake_timeout=5.0,  # an unconfirmed handshake 5 s without a packet from the peer ends silently
         max_data=4 << 20,  # connection flow-control window (bytes)
         max_stream_data=1 << 20,  # per stream
         max_streams_bidi=100,  # streams a client may open at once
