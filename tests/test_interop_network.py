@@ -272,6 +272,28 @@ def test_10mbit_delay_accuracy_queue_and_no_superframes(prefix):
     report("frames", max_frame=stats["max_frame"], oversize=stats["oversize"])
 
 
+def test_cross_traffic_is_cubic_and_fills_the_link(prefix):
+    # The crosstraffic measurement's TCP flow: CUBIC on the sender's socket
+    # (a new namespace would take the host's default, BBR here), server ->
+    # client through the sim, near 10 Mbit/s when it is alone.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    with Network("simple-p2p --delay=15ms --bandwidth=10Mbps --queue=25", prefix[1], prefix[0]) as net:
+        recv = net.run_in(net.client_ns, [sys.executable, "-m", "interop.crosstraffic", "recv", "5001"],
+                          env=env, stdout=subprocess.PIPE, text=True)
+        send = net.run_in(net.server_ns, [sys.executable, "-m", "interop.crosstraffic", "send",
+                                          net.client_ip4, "5001"], env=env, stdout=subprocess.PIPE, text=True)
+        first = send.stdout.readline()
+        rates = [recv.stdout.readline() for _ in range(2)]  # 5 s and 10 s
+        send.kill()
+        send.wait(10)
+        recv.wait(10)
+    assert first.strip().endswith("congestion control cubic"), first
+    kbits = [float(line.split()[2]) for line in rates]
+    report("cross traffic alone", kbit_s=kbits)
+    assert 8500 < kbits[1] < 10000
+
+
 def test_drop_rate_and_burst_limit(prefix):
     scn = "drop-rate --delay=5ms --bandwidth=10Mbps --queue=25 --rate_to_server=20 --rate_to_client=10 --burst_to_server=2"
     with Network(scn, prefix[1], prefix[0], seed=7) as net:
