@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import sys
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
@@ -176,8 +177,34 @@ def export(src: Path, dst: Path, log_limit: int = 200_000) -> None:
                 (out / path.name).write_bytes(data[-log_limit:])
 
 
+def merge(base: Path, new: Path, dst: Path) -> None:
+    """A results directory holding base's results with new's in place of
+    the same cells (a few cases run again, or the measurements run alone),
+    and the run directories of both, new's winning."""
+    results: dict[tuple[str, str, str], Result] = {}
+    order: dict[str, list[str]] = {"servers": [], "clients": []}
+    mode = ""
+    for src in (base, new):
+        data = json.loads((src / "results.json").read_text())
+        mode = mode or data.get("mode", "")
+        for key in order:
+            order[key] += [name for name in data.get(key, []) if name not in order[key]]
+        for item in data.get("results", []):
+            r = Result(**item)
+            results[(r.server, r.client, r.case)] = r
+            if r.directory and (src / r.directory).is_dir() and src.resolve() != dst.resolve():
+                target = dst / r.directory
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(src / r.directory, target)
+    write_results(dst, list(results.values()), order["servers"], order["clients"], mode)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "export":
         export(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "merge":
+        merge(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
     else:
-        sys.exit("usage: python -m interop.report export RESULTS_DIR DESTINATION")
+        sys.exit("usage: python -m interop.report export RESULTS_DIR DESTINATION\n"
+                 "       python -m interop.report merge BASE_DIR NEW_DIR DESTINATION")

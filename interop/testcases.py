@@ -125,12 +125,16 @@ def server_initials(ev: Evidence) -> list[Packet]:
 
 def handshakes(ev: Evidence) -> int:
     """Connections: distinct source connection IDs of the server's Initial
-    packets that carry a CRYPTO frame.  The reference counts every server
-    Initial; counting only those that open and carry the handshake leaves
-    out a server's close from a connection it made of a corrupted datagram
-    it could not even decrypt (aioquic's server holds state for those and
-    closes them at shutdown in an Initial: no handshake happened)."""
-    return len({p.scid for p in server_initials(ev) if FRAME_CRYPTO in p.frames})
+    packets that the client then addressed (RFC 9000 §7.2: a client takes
+    the server's SCID as its DCID once it has the server's Initial).  The
+    reference counts every server Initial's SCID; this leaves out an Initial
+    no client ever answered: aioquic's server makes a connection of a
+    corrupted datagram it cannot even decrypt and closes it in an Initial
+    at shutdown (no handshake happened).  It does not depend on tshark
+    opening the server's Initials, which it may fail to do once the sim
+    has corrupted the client's first Initial of a connection."""
+    answered = {p.dcid for p in ev.server_side if p.from_client}
+    return len({p.scid for p in server_initials(ev)} & answered)
 
 
 def _versions(ev: Evidence) -> set[int]:

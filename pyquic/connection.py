@@ -1020,6 +1020,8 @@ class QuicConnection:
                 self._builder.on_packet_lost(packet)
         if space.id == APPLICATION and self._one_rtt is not None:
             self._one_rtt.on_acked(frame.ranges[0][1] - 1)
+            if self.is_client and not self._handshake_confirmed and self._one_rtt.update_acked:
+                self._confirm_handshake(now)  # RFC 9001 §4.1.2: a 1-RTT packet of ours was acknowledged
         if self._qlog is not None and outcome.acked:
             self._qlog.metrics(now, self._loss)
 
@@ -1140,6 +1142,7 @@ class QuicConnection:
             self._pending_1rtt[write] = keys
             if write:
                 self._one_rtt = KeyPhases(keys, self._pending_1rtt.get(False))
+                self._one_rtt.first_send_pn = self._spaces[APPLICATION].next_pn  # after any 0-RTT
                 self._streams_ready = True
             elif self._one_rtt is not None:
                 self._one_rtt.set_recv(keys)
@@ -1396,6 +1399,11 @@ class QuicConnection:
         if probe.space != APPLICATION:
             for packet in outstanding:
                 self._builder.requeue_for_probe(packet)
+            if self._one_rtt is not None and self._loss.ack_eliciting_in_flight(APPLICATION):
+                # §6.2.4: the other spaces with data in flight are probed too. A server with our
+                # Finished drops our Handshake packets; a 1-RTT probe gets the ACK that confirms
+                # the handshake (RFC 9001 §4.1.2) and tells it what it lost (HANDSHAKE_DONE).
+                self._spaces[APPLICATION].probes = max(self._spaces[APPLICATION].probes, 1)
         elif outstanding and not self._streams.has_queued:
             self._builder.requeue_for_probe(outstanding[0])
         if self._qlog is not None:

@@ -318,7 +318,8 @@ class PacketBuilder(SentRecords):
         kp = f.one_rtt
         if kp is not None and not f.closing and remaining > 64 + dcid_len:
             room = remaining - (1 + dcid_len + 4 + TAG)
-            content = self._fill_app(room, now, True, self.can_send_eliciting(now))
+            probing = self.spaces[APPLICATION].probes > 0  # probes ignore the window (RFC 9002 §7.5)
+            content = self._fill_app(room, now, True, probing or self.can_send_eliciting(now))
             if content is not None:
                 parts.append([APPLICATION, content[0], content[1], content[2]])
         elif self._zero_rtt_open() and remaining > 48 + long_overhead and self.can_send_eliciting(now):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,9 +23,10 @@ from interop.testcases import (
     check_keyupdate,
     check_resumption,
     check_retry,
+    handshakes,
     write_files,
 )
-from interop.trace import FRAME_CRYPTO, QUIC_V1, TLS_CERTIFICATE, read_trace
+from interop.trace import FRAME_CRYPTO, QUIC_V1, TLS_CERTIFICATE, Packet, read_trace
 from tests.pcap import PcapWriter, tap
 from tests.quic_pair import CLIENT_ADDR, SERVER_ADDR, Pair, client_configuration
 
@@ -100,6 +102,30 @@ def test_checks_pass_what_is_right_and_fail_what_is_wrong(tmp_path):
     assert verdict.result == FAILED and FILE in verdict.reason
     (ev.downloads / FILE).unlink()
     assert "missing" in check_handshake(ev).reason
+
+
+def _wire(frame, from_client, kind, dcid, scid, decrypted=True):
+    return Packet(frame=frame, time=float(frame), src="c" if from_client else "s", dst="s" if from_client else "c",
+                  sport=5000 if from_client else 443, dport=443 if from_client else 5000, from_client=from_client,
+                  ecn=0, kind=kind, version=None if kind == "1rtt" else QUIC_V1, dcid=dcid,
+                  scid="" if kind == "1rtt" else scid, length=1200, datagram=1200, decrypted=decrypted)
+
+
+def test_handshakes_are_server_initials_the_client_answered():
+    packets = [
+        # An ordinary handshake.
+        _wire(1, True, "initial", "aa", "c1"), _wire(2, False, "initial", "c1", "s1"),
+        _wire(3, True, "handshake", "s1", "c1"),
+        # Its server Initial unopened by tshark (the sim corrupted the client's
+        # first Initial), but the client went on to address its SCID: counted.
+        _wire(4, True, "initial", "bb", "c2", decrypted=False), _wire(5, True, "initial", "bb", "c2"),
+        _wire(6, False, "initial", "c2", "s2", decrypted=False), _wire(7, True, "1rtt", "s2", ""),
+        # A server's Initial no client ever answered (its close of a connection
+        # it made of a corrupted datagram): not a handshake.
+        _wire(8, False, "initial", "c9", "s9", decrypted=False),
+    ]
+    ev = SimpleNamespace(server_side=packets)
+    assert handshakes(ev) == 2
 
 
 def test_key_update_is_seen_from_both_sides(tmp_path):
@@ -184,3 +210,26 @@ def test_export_keeps_verdicts_and_logs_not_captures(tmp_path):
     log = (dst / "runs" / "r" / "client.log").read_bytes()
     assert log.endswith(b"the end") and len(log) == 200_000
     assert (dst / "results.json").read_text() == (src / "results.json").read_text()
+
+
+def test_merge_puts_new_cells_over_old_and_keeps_both_runs(tmp_path):
+    from interop.report import merge
+
+    base, new, out = tmp_path / "base", tmp_path / "new", tmp_path / "out"
+    write_results(base, [Result("pyquic", "qh3", "handshake", PASSED, directory="runs/a"),
+                         Result("pyquic", "qh3", "crosstraffic", FAILED, "too slow", directory="runs/b")],
+                  ["pyquic"], ["qh3"], "namespaces")
+    write_results(new, [Result("pyquic", "qh3", "crosstraffic", PASSED, "4100 kbit/s", 4100.0, directory="runs/b"),
+                        Result("aioquic", "pyquic", "crosstraffic", PASSED, directory="runs/c")],
+                  ["aioquic"], ["pyquic"], "namespaces")
+    for src, name, text in ((base, "a", "old a"), (base, "b", "old b"), (new, "b", "new b"), (new, "c", "new c")):
+        (src / "runs" / name).mkdir(parents=True)
+        (src / "runs" / name / "result.json").write_text(text)
+    merge(base, new, out)
+    saved = json.loads((out / "results.json").read_text())
+    cells = {(r["server"], r["client"], r["case"]): r["result"] for r in saved["results"]}
+    assert cells == {("pyquic", "qh3", "handshake"): PASSED, ("pyquic", "qh3", "crosstraffic"): PASSED,
+                     ("aioquic", "pyquic", "crosstraffic"): PASSED}
+    assert saved["servers"] == ["pyquic", "aioquic"] and saved["clients"] == ["qh3", "pyquic"]
+    assert [(out / "runs" / n / "result.json").read_text() for n in "abc"] == ["old a", "new b", "new c"]
+    assert "4100 kbit/s" in (out / "results.md").read_text()

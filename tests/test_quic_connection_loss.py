@@ -17,6 +17,7 @@ from pyquic import events
 from pyquic.buffer import encode_varint
 from pyquic.connection import QuicConnection, QuicConnectionState
 from pyquic.errors import ErrorCode
+from pyquic.packet import PacketType, split_datagram
 from pyquic.frames import (
     Ack,
     Crypto,
@@ -128,6 +129,38 @@ def test_early_crypto_resends_are_limited_per_connection():
     pair.drive(duration=8.0)
     assert not pair.client.handshake_complete
     assert pair.client.stats.crypto_resent_early == 3 and pair.server.stats.crypto_resent_early == 3
+
+
+def test_a_handshake_probe_also_probes_in_1rtt_so_the_handshake_gets_confirmed():
+    # The server has the client's Finished and has dropped its Handshake keys;
+    # its 1-RTT packets (HANDSHAKE_DONE, its ACKs) are lost for 2.15 s. The
+    # client's Handshake PTO probes alone would get no answer (the server
+    # drops them) and the client would wait for the server's own backed-off
+    # PTO (at 4.175 s). RFC 9002 §6.2.4: the other spaces with data in flight
+    # are probed too; the server acknowledges the 1-RTT PING, and that ACK
+    # confirms the handshake (RFC 9001 §4.1.2) right after the blackhole.
+    pair = Pair()
+    pair.connect()
+    assert pair.drive_until(lambda: pair.client.handshake_complete)
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, b"request", end_stream=True)
+    start = pair.now
+    pair.server_to_client.blackhole = (start, start + 2.15)
+    kinds = []
+    transmit = pair._transmit
+
+    def record(who, link, data, addr=None):
+        if who == "client":
+            kinds.append((round(pair.now - start, 3), [h.packet_type for h, _ in split_datagram(data, 8)[0]]))
+        transmit(who, link, data, addr)
+
+    pair._transmit = record
+    assert pair.drive_until(lambda: pair.client.handshake_confirmed, duration=10)
+    probes = [(t, k) for t, k in kinds if t > 0 and PacketType.HANDSHAKE in k]
+    assert [t for t, _ in probes[::2]] == [0.3, 0.9, 2.1]  # the PTO, doubling
+    assert all(PacketType.ONE_RTT in k for _, k in probes[::2])  # the first datagram of each probe
+    # The probe at 2.1 s arrives at 2.15 s, its ACK (after max_ack_delay) at 2.225 s.
+    assert pair.now - start == pytest.approx(2.225)
 
 
 def test_blackhole_longer_than_the_idle_timeout_ends_the_connection():
