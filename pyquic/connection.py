@@ -1245,7 +1245,7 @@ class QuicConnection:
             self._close_event = events.ConnectionTerminated(
                 ErrorCode.VERSION_NEGOTIATION_ERROR, None, "no common QUIC version"
             )
-            self._terminate()
+            self._terminate(now)
             return
         # RFC 9368 §2.1: start over with the chosen version.
         self._version = common[0]
@@ -1355,18 +1355,18 @@ class QuicConnection:
             return
         if state >= QuicConnectionState.CLOSING:
             if self._close_at is not None and now >= self._close_at:
-                self._terminate()
+                self._terminate(now)
             return
         if self._last_activity is not None and self._idle_timeout and now >= self._idle_deadline():
             # RFC 9000 §10.1: silently closed.
             self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Idle timeout")
-            self._terminate()
+            self._terminate(now)
             return
         handshake_deadline = self._handshake_deadline()
         if handshake_deadline is not None and now >= handshake_deadline:
             # Silently too: a half-open peer may be a spoofed address (see config.handshake_timeout).
             self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Handshake timeout")
-            self._terminate()
+            self._terminate(now)
             return
         kp = self._one_rtt
         if kp is not None:
@@ -1397,12 +1397,18 @@ class QuicConnection:
         space.probes = probe.count
         outstanding = [p for p in self._loss.sent_packets(probe.space) if p.ack_eliciting]
         if probe.space != APPLICATION:
-            for packet in outstanding:
-                self._builder.requeue_for_probe(packet)
+            # §6.2.4: the other spaces with data in flight are probed too, coalesced: a server's
+            # Initial probe carries its Handshake data again (the client may hold the ServerHello
+            # and lack the rest); a server with our Finished drops our Handshake packets, and a
+            # 1-RTT probe gets the ACK that confirms the handshake (RFC 9001 §4.1.2).
+            for sid in (INITIAL, HANDSHAKE):
+                other = self._spaces[sid]
+                eliciting = [] if other.discarded else [p for p in self._loss.sent_packets(sid) if p.ack_eliciting]
+                for packet in eliciting:
+                    self._builder.requeue_for_probe(packet)
+                if eliciting:
+                    other.probes = max(other.probes, 1)  # a probe too: not held back by the window
             if self._one_rtt is not None and self._loss.ack_eliciting_in_flight(APPLICATION):
-                # §6.2.4: the other spaces with data in flight are probed too. A server with our
-                # Finished drops our Handshake packets; a 1-RTT probe gets the ACK that confirms
-                # the handshake (RFC 9001 §4.1.2) and tells it what it lost (HANDSHAKE_DONE).
                 self._spaces[APPLICATION].probes = max(self._spaces[APPLICATION].probes, 1)
         elif outstanding and not self._streams.has_queued:
             self._builder.requeue_for_probe(outstanding[0])
@@ -1437,7 +1443,7 @@ class QuicConnection:
             self._close_reply_threshold *= 2
             self._close_pending = True
 
-    def _terminate(self) -> None:
+    def _terminate(self, now: Optional[float] = None) -> None:
         self._state = QuicConnectionState.TERMINATED
         self._close_at = None
         for space in self._spaces:
@@ -1447,7 +1453,7 @@ class QuicConnection:
             self._events.append(self._close_event)
         if self._qlog is not None:
             event = self._close_event
-            self._qlog.connection_closed(event.error_code if event else 0, event.reason_phrase if event else "")
+            self._qlog.connection_closed(event.error_code if event else 0, event.reason_phrase if event else "", now)
             self._qlog.close()
             self._qlog = None
 

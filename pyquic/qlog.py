@@ -131,9 +131,11 @@ class QlogTrace:
     def key_discarded(self, now: float, space: int) -> None:
         self.event(now, "security:key_discarded", {"key_type": f"{_SPACE_NAME[int(space)]}_keys", "trigger": "tls"})
 
-    def connection_closed(self, error_code: int, reason: str) -> None:
-        now = self.reference if self.reference is not None else 0.0
-        self.event(now + self._last, "connectivity:connection_closed", {"error_code": error_code, "reason": reason})
+    def connection_closed(self, error_code: int, reason: str, now: Optional[float] = None) -> None:
+        """At `now` (a timeout's time), else at the last event's."""
+        if now is None:
+            now = (self.reference if self.reference is not None else 0.0) + self._last
+        self.event(now, "connectivity:connection_closed", {"error_code": error_code, "reason": reason})
 
     def close(self) -> None:
         self.writer.close()

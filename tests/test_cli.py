@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from pyquic.config import QuicConfiguration
+from pyquic.connection import QuicConnection
 from pyquic.tools.progress import Progress
 from tests.peers.pattern import pattern
 from tests.quic_peers import pki_files
@@ -293,6 +296,29 @@ def test_usage_errors(args):
     result = client(*args)
     assert result.returncode == 2
     assert "Traceback" not in err(result) and err(result).strip()
+
+
+def test_server_handshake_timeout_option(pki, site):
+    # A client that sends its first flight and is never heard again: with
+    # --handshake-timeout 1 the server forgets it within about a second.
+    srv = Server("--root", str(site), "--host", "127.0.0.1", "--port", "0", "--handshake-timeout", "1",
+                 "--idle-timeout", "5", "--cert", str(pki["server_chain"]), "--key", str(pki["server_key"]))
+    try:
+        config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                                   wall_clock=time.time)
+        quic = QuicConnection(configuration=config, entropy=os.urandom)
+        quic.connect(("127.0.0.1", srv.port), now=time.monotonic())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for data, _ in quic.datagrams_to_send(time.monotonic()):
+                sock.sendto(data, ("127.0.0.1", srv.port))
+            time.sleep(2.5)
+    finally:
+        code, stderr = srv.stop()
+    assert code == 0, stderr
+    assert re.search(r"half_open_expired 1\b", stderr), stderr
+    bad = subprocess.run([PY, "-m", "pyquic.server", "--handshake-timeout", "0"], capture_output=True, text=True,
+                         timeout=TIMEOUT, cwd=ROOT, env=ENV)
+    assert bad.returncode == 2 and "must be positive" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_no_server_is_one_line_and_status_1():

@@ -14,7 +14,7 @@ from pyquic.connection import QuicConnection, QuicConnectionState
 from pyquic.errors import ErrorCode
 from pyquic.recovery import PacketNumberSpace
 from pyquic.versions import QUIC_V1, QUIC_V2
-from tests.quic_pair import Pair, client_configuration, endpoint_pair, seeded_entropy, server_configuration
+from tests.quic_pair import SERVER_ADDR, Pair, client_configuration, endpoint_pair, seeded_entropy, server_configuration
 
 RTT = 0.1
 
@@ -117,7 +117,8 @@ LOSS_CASES = {
     # send its ClientHello again, and that makes the server resend its
     # Initial at once (RFC 9002 §6.2.3), before its time threshold (0.1625).
     "server Initial": ("server_to_client", {0}, ("server", 0.15), (0.2, 0.25)),
-    "server Handshake": ("server_to_client", {1, 2}, ("server", 0.35), (0.5, 0.55)),
+    # The PTO's probe carries both the lost Initial part and the Handshake data (§6.2.4).
+    "server Handshake": ("server_to_client", {1, 2}, ("server", 0.35), (0.4, 0.45)),
     "client Finished": ("client_to_server", {2}, ("client", 0.4), (0.1, 0.45)),
     "HANDSHAKE_DONE": ("server_to_client", {3}, ("server", 0.425), (0.1, 0.15)),
 }
@@ -397,6 +398,26 @@ def test_qlog_directory_gets_one_json_seq_file_per_connection():
         names = {r["name"] for r in records[1:]}
         assert {"transport:packet_sent", "transport:packet_received", "recovery:metrics_updated"} <= names
         assert all(r["time"] >= 0 for r in records[1:])
+
+
+def test_qlog_records_a_timeout_at_the_time_it_struck():
+    import json
+    import os
+
+    with tempfile.TemporaryDirectory() as directory:
+        client = QuicConnection(configuration=client_configuration(qlog_dir=directory, handshake_timeout=5.0,
+                                                                   idle_timeout=60.0), entropy=seeded_entropy(3))
+        client.connect(SERVER_ADDR, now=100.0)
+        client.datagrams_to_send(100.0)
+        while (timer := client.get_timer()) is not None:  # nobody answers
+            client.handle_timer(timer)
+            client.datagrams_to_send(timer)
+        (name,) = os.listdir(directory)
+        records = [json.loads(r) for r in open(os.path.join(directory, name)).read().split("\x1e") if r.strip()]
+    closed = records[-1]
+    assert closed["name"] == "connectivity:connection_closed" and closed["data"]["reason"] == "Handshake timeout"
+    assert closed["time"] == 5000.0  # ms after connect(), not the last probe's time (3 s)
+    assert records[-2]["time"] < 4000.0
 
 
 # -- interop with aioquic's connection object (in memory) ----------------------------------

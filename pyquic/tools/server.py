@@ -346,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keylog", metavar="FILE", help="append NSS key log lines to FILE")
     p.add_argument("--grace", type=float, default=SHUTDOWN_GRACE, metavar="SECONDS",
                    help=f"on SIGINT/SIGTERM, how long requests in progress may take (default {SHUTDOWN_GRACE:g})")
+    defaults = QuicConfiguration(is_client=False)
+    p.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout, metavar="SECONDS",
+                   help=f"a connection with no packets this long ends (default {defaults.idle_timeout:g})")
+    p.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout, metavar="SECONDS",
+                   help="a handshake with no packet from the client this long ends, and at the latest at the"
+                        f" idle timeout (default {defaults.handshake_timeout:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="no access log")
     return p
 
@@ -358,8 +364,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.key and not args.cert:
         print("error: --key needs --cert", file=sys.stderr)
         return 2
+    if not (args.idle_timeout > 0 and args.handshake_timeout > 0):
+        print("error: --idle-timeout and --handshake-timeout must be positive", file=sys.stderr)
+        return 2
     config = QuicConfiguration(is_client=False, alpn_protocols=list(ALPNS),
-                               max_early_data=0xFFFFFFFF if args.zero_rtt else 0)
+                               max_early_data=0xFFFFFFFF if args.zero_rtt else 0,
+                               idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout)
     with tempfile.TemporaryDirectory(prefix="pyquic-server-") as tmp:
         try:
             if args.cert:
