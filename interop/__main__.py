@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -107,8 +106,7 @@ def rejudge(results_dir: Path) -> int:
         if r.result != FAILED or not (run_dir / "net" / "sim_server_side.pcap").exists() or r.reason.startswith(
                 ("client ", "server ", "runner error")):
             continue
-        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "www").iterdir()}
-        verdict = judge(BY_NAME[r.case], run_dir, files=files)
+        verdict = judge(BY_NAME[r.case], run_dir)  # the digests the run recorded (files.json)
         print(f"{r.case}, {r.client} -> {r.server}: {r.result} ({r.reason}) -> {verdict.result} ({verdict.reason})")
         r.result, r.reason, r.value = verdict.result, f"{verdict.reason} (judged again)".strip(), verdict.value
     write_results(results_dir, results, saved["servers"], saved["clients"], saved["mode"])

@@ -117,6 +117,8 @@ class QuicConfiguration:
             raise UsageError("connection_id_length must be 4..20 (the endpoint routes by it)")
         if self.active_connection_id_limit < 2:
             raise UsageError("active_connection_id_limit below 2")
+        if not self.idle_timeout >= 0:
+            raise UsageError("idle_timeout must not be negative (0: none)")
         if self.handshake_timeout is not None and not self.handshake_timeout > 0:
             raise UsageError("handshake_timeout must be positive (or None: the idle timeout only)")
         self._tls_config: Optional[tls.Config] = None

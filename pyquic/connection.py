@@ -823,14 +823,25 @@ class QuicConnection:
         a connection (anti-amplification still applies)."""
         if self._stats.crypto_resent_early >= EARLY_CRYPTO_RESENDS:
             return
-        spaces = [sid for sid in sids if not self._spaces[sid].discarded]
-        if any(self._spaces[sid].crypto_send.has_pending for sid in spaces):
+        if any(self._spaces[sid].crypto_send.has_pending for sid in sids if not self._spaces[sid].discarded):
             return  # already queued: one resend for a whole flight of triggers
-        outstanding = [p for sid in spaces for p in self._loss.sent_packets(sid) if p.ack_eliciting]
-        if outstanding:
+        if self._requeue_in_flight(sids):
             self._stats.crypto_resent_early += 1
-            for packet in outstanding:
+
+    def _requeue_in_flight(self, sids: tuple) -> list:
+        """What the ack-eliciting packets in flight in each of `sids` carried
+        goes out again (a probe's or an early resend's content); returns the
+        spaces that had any."""
+        requeued = []
+        for sid in sids:
+            if self._spaces[sid].discarded:
+                continue
+            packets = [p for p in self._loss.sent_packets(sid) if p.ack_eliciting]
+            for packet in packets:
                 self._builder.requeue_for_probe(packet)
+            if packets:
+                requeued.append(sid)
+        return requeued
 
     def _drop(self) -> bool:
         self._stats.packets_dropped += 1
@@ -1395,23 +1406,19 @@ class QuicConnection:
         if space.discarded:
             return
         space.probes = probe.count
-        outstanding = [p for p in self._loss.sent_packets(probe.space) if p.ack_eliciting]
         if probe.space != APPLICATION:
             # §6.2.4: the other spaces with data in flight are probed too, coalesced: a server's
             # Initial probe carries its Handshake data again (the client may hold the ServerHello
             # and lack the rest); a server with our Finished drops our Handshake packets, and a
             # 1-RTT probe gets the ACK that confirms the handshake (RFC 9001 §4.1.2).
-            for sid in (INITIAL, HANDSHAKE):
-                other = self._spaces[sid]
-                eliciting = [] if other.discarded else [p for p in self._loss.sent_packets(sid) if p.ack_eliciting]
-                for packet in eliciting:
-                    self._builder.requeue_for_probe(packet)
-                if eliciting:
-                    other.probes = max(other.probes, 1)  # a probe too: not held back by the window
+            for sid in self._requeue_in_flight((INITIAL, HANDSHAKE)):
+                self._spaces[sid].probes = max(self._spaces[sid].probes, 1)  # not held back by the window
             if self._one_rtt is not None and self._loss.ack_eliciting_in_flight(APPLICATION):
                 self._spaces[APPLICATION].probes = max(self._spaces[APPLICATION].probes, 1)
-        elif outstanding and not self._streams.has_queued:
-            self._builder.requeue_for_probe(outstanding[0])
+        elif not self._streams.has_queued:
+            outstanding = next((p for p in self._loss.sent_packets(APPLICATION) if p.ack_eliciting), None)
+            if outstanding is not None:
+                self._builder.requeue_for_probe(outstanding)
         if self._qlog is not None:
             self._qlog.metrics(now, self._loss)
 

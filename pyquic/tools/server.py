@@ -33,6 +33,7 @@ from urllib.parse import unquote
 
 from ..asyncio.hq import HqAccessRecord, hq_stream_handler
 from ..config import QuicConfiguration
+from ..errors import UsageError
 from ..versions import QUIC_V1, QUIC_V2
 
 H3 = "h3"
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"on SIGINT/SIGTERM, how long requests in progress may take (default {SHUTDOWN_GRACE:g})")
     defaults = QuicConfiguration(is_client=False)
     p.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout, metavar="SECONDS",
-                   help=f"a connection with no packets this long ends (default {defaults.idle_timeout:g})")
+                   help=f"a connection with no packets this long ends; 0: never (default {defaults.idle_timeout:g})")
     p.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout, metavar="SECONDS",
                    help="a handshake with no packet from the client this long ends, and at the latest at the"
                         f" idle timeout (default {defaults.handshake_timeout:g})")
@@ -364,12 +365,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.key and not args.cert:
         print("error: --key needs --cert", file=sys.stderr)
         return 2
-    if not (args.idle_timeout > 0 and args.handshake_timeout > 0):
-        print("error: --idle-timeout and --handshake-timeout must be positive", file=sys.stderr)
+    try:
+        config = QuicConfiguration(is_client=False, alpn_protocols=list(ALPNS),
+                                   max_early_data=0xFFFFFFFF if args.zero_rtt else 0,
+                                   idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout)
+    except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    config = QuicConfiguration(is_client=False, alpn_protocols=list(ALPNS),
-                               max_early_data=0xFFFFFFFF if args.zero_rtt else 0,
-                               idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout)
     with tempfile.TemporaryDirectory(prefix="pyquic-server-") as tmp:
         try:
             if args.cert:
