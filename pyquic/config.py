@@ -43,6 +43,11 @@ class QuicConfiguration:
     verify_mode: Optional[int] = None  # ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED (None: role default)
     server_name: Optional[str] = None
     check_hostname: bool = True
+    # tls.Config's hooks, passed through: a verifier replacing chain checks
+    # (pinning, client access control), and a server's per-client choice of
+    # TLS configuration by SNI and ALPN (pyquic.asyncio.Service builds on it)
+    certificate_verifier: Optional[Callable[..., Any]] = None
+    config_for_client: Optional[Callable[[Any], Any]] = None
     # -- versions (RFC 9000 v1, RFC 9369 v2): the client starts with the first
     supported_versions: list[int] = field(default_factory=lambda: [QUIC_V1, QUIC_V2])
     original_version: Optional[int] = None  # client: the version of the first Initial
@@ -193,6 +198,8 @@ class QuicConfiguration:
             verify_mode=self.verify_mode,
             server_name=self.server_name if self.is_client else None,
             check_hostname=self.check_hostname,
+            certificate_verifier=self.certificate_verifier,
+            config_for_client=None if self.is_client else self.config_for_client,
             alpn_protocols=tuple(self.alpn_protocols),
             session_tickets=self.session_tickets,
             max_early_data=self.max_early_data,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ._version import __version__
-from .config import Config, ExternalPsk, VerifyMode
+from .config import ClientHelloInfo, Config, ExternalPsk, VerifyMode
 from .connection import TLSConnection
 from .engine import Engine
 from .enums import (
@@ -50,6 +50,7 @@ __all__ = [
     "AntiReplay",
     "CIPHER_SUITES",
     "CipherSuite",
+    "ClientHelloInfo",
     "Config",
     "TLSConnection",
     "RecordLayer",

@@ -89,6 +89,17 @@ class ExternalPsk:
         object.__setattr__(self, "secret", bytes(self.secret))
 
 
+@dataclass(frozen=True)
+class ClientHelloInfo:
+    """What a server's config_for_client sees of the first ClientHello."""
+
+    server_name: str | None  # SNI host name, None when the client sent none
+    alpn_protocols: tuple[str, ...]  # in the client's order; () when it offered none
+    cipher_suites: tuple[int, ...]
+    groups: tuple[int, ...]
+    signature_schemes: tuple[int, ...]
+
+
 KeylogSink = Callable[[str], Any]
 
 
@@ -132,6 +143,14 @@ class Config:
     # remembered in the ticket (TicketState.app_data, RFC 9000 §7.4.1):
     # accept_early_data(ticket_state) -> bool
     accept_early_data: Callable[[Any], bool] | None = None
+    # -- per-client configuration (server): config_for_client(hello) -> Config
+    # or None, called once with a ClientHelloInfo (the first ClientHello's
+    # SNI, ALPN list, suites, groups, schemes) before anything is chosen; a
+    # Config returned replaces this one for the rest of the handshake (its
+    # credentials, ALPN, client verification, tickets).  Refuse a client by
+    # raising tls.AlertError (e.g. unrecognized_name).  One port serving
+    # several names and protocols, each with its own certificate, is built on it.
+    config_for_client: Callable[[Any], Config | None] | None = None
     # -- HelloRetryRequest and hello shaping
     hrr_cookie_length: int = 0  # server: bytes of random cookie in a HelloRetryRequest (0: none)
     pad_client_hello: bool = False  # client: RFC 7685 padding of 256..511-byte hellos to 512
@@ -226,6 +245,8 @@ class Config:
             raise UsageError("keylog must be a callable, a file object or a path")
         if self.accept_early_data is not None and not callable(self.accept_early_data):
             raise UsageError("accept_early_data must be callable")
+        if self.config_for_client is not None and not callable(self.config_for_client):
+            raise UsageError("config_for_client must be callable")
         if self.certificate_verifier is not None and not callable(self.certificate_verifier):
             raise UsageError("certificate_verifier must be callable")
         if self.clock is not None and not callable(self.clock):

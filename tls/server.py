@@ -13,13 +13,15 @@ from typing import Any
 
 from . import events as ev
 from . import extensions as X
-from .config import VerifyMode
+from .config import ClientHelloInfo, Config, VerifyMode
 from .enums import SSL30, TLS13, AlertDescription, Direction, ExtensionType, HandshakeType, Level, PskKeyExchangeMode
+from .errors import AlertError
 from .handshake import (
     Connected,
     State,
     alert,
     alpn_str,
+    can_authenticate,
     certificate_message,
     check_certificate_verify,
     check_peer_chain,
@@ -140,7 +142,37 @@ class ExpectClientHello(State):
         view = _ClientHelloView(eng, ch)
         if self.retry is None:
             eng.early_data_offered = view.early_data
+            if eng.config.config_for_client is not None:
+                _config_for_client(eng, ch, view)
         return respond(eng, ch, raw, view, self.retry)
+
+
+def _config_for_client(eng: Any, ch: Any, view: _ClientHelloView) -> None:
+    """Let the application pick this client's Config (SNI and ALPN routing)
+    before anything is chosen; it holds through a HelloRetryRequest."""
+    info = ClientHelloInfo(
+        server_name=view.server_name,
+        alpn_protocols=tuple(p.decode("utf-8", "surrogateescape") for p in view.alpn or ()),
+        cipher_suites=tuple(ch.cipher_suites),
+        groups=tuple(view.groups or ()),
+        signature_schemes=tuple(view.schemes or ()),
+    )
+    try:
+        chosen = eng.config.config_for_client(info)
+    except AlertError:
+        raise
+    except Exception as exc:  # the application's bug: the client gets an alert, not a hang
+        raise alert(AD.internal_error, f"config_for_client failed: {type(exc).__name__}: {exc}") from exc
+    if chosen is None:
+        return
+    if not isinstance(chosen, Config):
+        raise alert(AD.internal_error, "config_for_client returned something other than a tls.Config")
+    eng.config = chosen
+    eng.verify_mode = chosen.role_verify_mode(False)
+    if eng.profile.alpn_required and not chosen.alpn_protocols:
+        raise alert(AD.internal_error, "config_for_client chose a Config without alpn_protocols")
+    if not chosen.psks and not can_authenticate(eng):
+        raise alert(AD.internal_error, "config_for_client chose a Config without credentials")
 
 
 class ExpectClientHelloAfterHrr(ExpectClientHello):

@@ -12,12 +12,15 @@ from .protocol import (
     StreamResetError,
 )
 from .server import QuicServer, serve
+from .services import Service, ServiceRouter
 from .udp import UdpSocket, UdpStats
 
 __all__ = [
     "connect",
     "serve",
     "QuicServer",
+    "Service",
+    "ServiceRouter",
     "QuicConnectionProtocol",
     "QuicStreamAdapter",
     "QuicStreamHandler",

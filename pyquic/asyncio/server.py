@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from ..config import QuicConfiguration
+from ..errors import UsageError
 from .client import DEFAULT_ENTROPY, prepare_configuration
 from .protocol import QuicConnectionProtocol, QuicStreamHandler
+from .services import Service, ServiceRouter
 from .udp import UdpSocket, create_socket
 
 __all__ = ["QuicServer", "serve"]
@@ -70,6 +72,7 @@ class QuicServer:
         self._sender: Optional[_ConnectionSender] = None
         self._closing = False
         self._closed = asyncio.Event()
+        self.router: Optional[ServiceRouter] = None  # serve(services=...): which service each connection has
 
     def _attach(self, udp: UdpSocket) -> None:
         self._udp = udp
@@ -219,6 +222,7 @@ async def serve(
     stream_handler: Optional[QuicStreamHandler] = None,
     reuse_port: bool = False,
     retry: Any = "auto",
+    services: Optional[Sequence[Service]] = None,
     **endpoint_kwargs: Any,
 ) -> QuicServer:
     """Start a QUIC server on ``host``:``port`` (0 picks a port: see
@@ -235,12 +239,25 @@ async def serve(
     refused).  True and False mean "always" and "never", as before.  Extra
     keyword arguments go to QuicEndpoint (``max_connections``,
     ``max_half_open``, ``retry_threshold``, ...); the handshake timeout is
-    QuicConfiguration.handshake_timeout."""
+    QuicConfiguration.handshake_timeout.
+
+    ``services`` (a list of Service) puts several applications on this one
+    port: each connection goes to the service its ALPN list and server name
+    choose (services.py), with that service's certificate, client policy and
+    handler; ``server.router.service_of(protocol.quic)`` tells which."""
     loop = asyncio.get_running_loop()
-    prepare_configuration(configuration)
+    prepare_configuration(configuration)  # before the services copy it
+    router = None
+    if services is not None:
+        if stream_handler is not None or create_protocol is not QuicConnectionProtocol:
+            raise UsageError("with services, each Service brings its own handler")
+        router = ServiceRouter(configuration, services)
+        configuration = router.configuration
+        create_protocol = router.create_protocol
     endpoint_kwargs["retry"] = retry
     server = QuicServer(configuration=configuration, create_protocol=create_protocol,
                         stream_handler=stream_handler, endpoint_kwargs=endpoint_kwargs)
+    server.router = router
     sock = create_socket(host, port, reuse_port=reuse_port)
     try:
         udp = UdpSocket(sock, server, loop=loop)
