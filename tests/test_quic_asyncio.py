@@ -202,6 +202,22 @@ async def test_reader_backpressure_returns_credit_as_the_application_reads(files
         assert (total, digest.hexdigest()) == expect(size)
 
 
+async def test_readexactly_beyond_the_window_does_not_deadlock(files, ours):
+    # An SMB READ response of 8 MiB over an 8 MiB window (examples/smb_quic):
+    # a reader waiting for more than it holds gives the held bytes' credit
+    # back, as asyncio resumes a paused transport, so the rest can come.
+    window = SMALL_WINDOWS["max_stream_data"]
+    size = 4 * window + 123
+    config = client_config(files, **SMALL_WINDOWS)
+    async with connect("127.0.0.1", ours.port, configuration=config) as proto:
+        reader, writer = await proto.create_stream()
+        writer.write(b"source %d\n" % size)
+        writer.write_eof()
+        data = await asyncio.wait_for(reader.readexactly(size), TIMEOUT)
+        assert (len(data), hashlib.sha256(data).hexdigest()) == expect(size)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+
+
 async def test_writer_drain_waits_for_the_peer(files, ours):
     size = 20_000_000
     async with connect("127.0.0.1", ours.port, configuration=client_config(files)) as proto:

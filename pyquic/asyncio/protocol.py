@@ -24,6 +24,7 @@ from asyncio.streams import FlowControlMixin
 from typing import Any, Callable, Optional
 
 from .. import events
+from ..errors import UsageError
 
 logger = logging.getLogger("pyquic.asyncio")
 INTERNAL_ERROR = 0x1  # RFC 9000 §20.1
@@ -84,6 +85,7 @@ class QuicConnectionProtocol:
         self._stream_pairs: dict[int, _Stream] = {}
         self._write_paused: dict[int, _Stream] = {}  # streams whose writers wait in drain()
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._keepalive: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
         self._transmit_task: Optional[asyncio.Handle] = None
         self._sender_paused = False
@@ -152,6 +154,29 @@ class QuicConnectionProtocol:
         self._quic.send_ping(uid)
         self.transmit()
         await asyncio.shield(waiter)
+
+    def keep_alive(self, interval: Optional[float]) -> None:
+        """Send a PING every ``interval`` seconds while the connection lives
+        (None stops it): an idle connection then outlives the peer's idle
+        timeout and the NAT bindings on its path."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if interval is not None and self._terminated is None:
+            if not interval > 0:
+                raise ValueError("keep_alive interval must be positive")
+
+            def tick() -> None:
+                self._keepalive = None
+                if self._terminated is None:
+                    try:
+                        self._quic.send_ping(0)
+                    except UsageError:
+                        return  # closing: nothing left to keep alive
+                    self.transmit()
+                    self._keepalive = self._loop.call_later(interval, tick)
+
+            self._keepalive = self._loop.call_later(interval, tick)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         self._quic.reset_stream(stream_id, error_code)
@@ -361,6 +386,7 @@ class QuicConnectionProtocol:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.keep_alive(None)
         self._connection_terminated_handler()
         self._closed.set()
 
@@ -513,7 +539,19 @@ class _QuicStreamReader(asyncio.StreamReader):
         super().feed_data(data)
 
     def _maybe_resume_transport(self) -> None:
-        taken = self._fed - len(self._buffer) - self._credited
+        self._credit(self._fed - len(self._buffer) - self._credited)
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # readexactly(n) and readuntil() wait here, with bytes still buffered,
+        # when they need more than the buffer holds: credit those bytes now
+        # (asyncio resumes a paused transport at this point for the same
+        # reason), or a read larger than the flow-control window -- an 8 MB
+        # SMB READ response, say -- would wait forever.  The buffer is then
+        # bounded by what the application asked for plus one window.
+        self._credit(self._fed - self._credited)
+        await super()._wait_for_data(func_name)
+
+    def _credit(self, taken: int) -> None:
         if taken > 0:
             self._credited += taken
             proto = self._qstream.proto
