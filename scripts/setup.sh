@@ -12,8 +12,9 @@ cd "$ROOT"
 # command (benchmark floor and a TLS peer), the system CA bundle (trust store
 # test), the kernel uapi headers (kTLS struct layouts are checked against them),
 # tshark (it decrypts our captures with our key logs), ngtcp2's HTTP/3 client and
-# server (gtlsclient, gtlsserver) and headless Chromium: HTTP/3 peers.
-DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates tshark ethtool ngtcp2-client ngtcp2-server chromium"
+# server (gtlsclient, gtlsserver) and headless Chromium: HTTP/3 peers; Samba
+# (smbd) and smbclient: the SMB server and client of examples/smb_quic.
+DEBS="gcc libc6-dev linux-libc-dev libssl-dev openssl ca-certificates tshark ethtool ngtcp2-client ngtcp2-server chromium samba smbclient"
 missing=""
 for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
