@@ -8,6 +8,12 @@
 # packet-protection implementations, pyquic against aioquic and qh3 in both
 # roles over loopback (20 MB each way), and the packet-protection benchmark
 # against aioquic and `openssl speed`.
+# Part three (python -m examples.smb_quic): SMB over QUIC in front of a private
+# Samba: Debian's smbclient through our TCP bridge and gateway, smbprotocol
+# natively over QUIC, and smbclient straight over TCP for comparison.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-exec "$PY" examples/h3_demo.py "$@"
+"$PY" examples/h3_demo.py "$@"
+echo
+echo "== SMB over QUIC (examples/smb_quic) =="
+"$PY" -m examples.smb_quic

@@ -51,6 +51,9 @@ API_OBJECTS = {
         "pyquic.asyncio.QuicServer",
         "pyquic.asyncio.QuicConnectionProtocol",
         "pyquic.asyncio.QuicConnectionProtocol.create_stream",
+        "pyquic.asyncio.QuicConnectionProtocol.keep_alive",
+        "pyquic.asyncio.Service",
+        "pyquic.asyncio.ServiceRouter",
     ],
     "h3": [
         "pyquic.h3.connection.H3Connection",
@@ -78,6 +81,7 @@ API_OBJECTS = {
         "tls.engine.Engine",
         "tls.engine.Engine.receive",
         "tls.config.Config",
+        "tls.config.ClientHelloInfo",
         "tls.events.HandshakeDataReady",
         "tls.events.KeyReady",
         "tls.errors.AlertError",
@@ -114,6 +118,9 @@ EXAMPLE_OUTPUT = {
     "tls_connection_memory.py": ["DataReceived(18 bytes)", "client got b'HTTP/1.0 200 OK\\r\\n\\r\\nhello'",
                                  "closed by peer: True clean: True"],
     "rpc_tls_call.py": ["b'HELLO (over TLS)' - ALPN sunrpc"],
+    "services_one_port.py": ["contents of report.txt - certificate: CN=localhost,O=pyquic test",
+                             "200 web page /index.html - certificate: CN=localhost",
+                             "other.example refused: no service for server name 'other.example'"],
     "hq_files.py": ["b'<h1>hello</h1>\\n'", "downloaded 1048576 bytes, same: True", "b'HTTP/3 says hello'"],
 }
 

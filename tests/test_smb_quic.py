@@ -13,6 +13,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,7 @@ from tests.quic_peers import pki_files
 from tests.udp_relay import UdpRelay
 
 TIMEOUT = 120.0
+ROOT = Path(__file__).resolve().parent.parent
 BIG = 20 * 1024 * 1024
 
 
@@ -362,3 +365,68 @@ async def test_a_nat_rebinding_mid_transfer_keeps_the_smb_session(samba, files, 
         relay.close()
         await bridge.close()
         await gateway.close()
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+async def _command(*args: str, until: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", *args, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()  # type: ignore[union-attr]
+        if until in line:
+            return proc
+        if not line:
+            raise AssertionError(f"{args} exited before saying {until!r}")
+
+
+def _udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_gateway_and_bridge_commands(samba, files, tmp_path):
+    quic_port, bridge_port = _udp_port(), _udp_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "hi.txt").write_bytes(b"hi from the web side\n")
+    gateway = await _command(
+        "examples.smb_quic.gateway", "--host", "127.0.0.1", "--port", str(quic_port),
+        "--smb", f"127.0.0.1:{samba.port}", "--cert", str(files["server_chain"]), "--key", str(files["server_key"]),
+        "--name", "localhost", "--client-ca", str(files["ca"]),
+        "--www", str(www), "--www-cert", str(files["wrong_host_chain"]), "--www-key", str(files["wrong_host_key"]),
+        "--www-name", "wrong.example", until="smb-quic gateway on")
+    bridge = await _command(
+        "examples.smb_quic.bridge", "--server", f"127.0.0.1:{quic_port}", "--server-name", "localhost",
+        "--cafile", str(files["ca"]), "--cert", str(files["client_chain"]), "--key", str(files["client_key"]),
+        "--listen", f"127.0.0.1:{bridge_port}", until="smb-quic bridge on")
+    try:
+        rc, out = await run_smbclient(samba, bridge_port, "ls")
+        assert rc == 0 and "hello.txt" in out, out
+        h3_config = native_config(files)
+        h3_config.alpn_protocols, h3_config.server_name = ["h3"], "wrong.example"
+        async with connect_h3("127.0.0.1", quic_port, configuration=h3_config) as client:
+            response = await asyncio.wait_for(client.get("https://wrong.example/hi.txt"), TIMEOUT)
+            assert (response.status, response.content) == (200, b"hi from the web side\n")
+    finally:
+        for proc in (bridge, gateway):
+            proc.send_signal(signal.SIGTERM)
+        outputs = [(await asyncio.wait_for(p.communicate(), TIMEOUT))[0].decode() for p in (bridge, gateway)]
+    assert bridge.returncode == 0 and gateway.returncode == 0, outputs
+    assert "smb-quic 127.0.0.1:" in outputs[1] and "cert " in outputs[1]  # the per-connection line, with the client
+    assert "smb-quic gateway stopped: 1 connections" in outputs[1]
+
+
+async def test_the_one_command_demo():
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "examples.smb_quic", "--size", "5", cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out = (await asyncio.wait_for(proc.communicate(), TIMEOUT))[0].decode()
+    assert proc.returncode == 0, out
+    assert "SMB over QUIC demo: all checks passed" in out
+    for row in ("smbclient get over QUIC (bridge, gateway)", "smbclient get straight over TCP",
+                "smbprotocol get natively over QUIC"):
+        assert row in out and "sha256 ok" in out.split(row)[1].splitlines()[0], out

@@ -401,6 +401,7 @@ def _code_points(values: Sequence[int], known, what: str, allow_empty: bool = Fa
 
 __all__ = [
     "Config",
+    "ClientHelloInfo",
     "ExternalPsk",
     "VerifyMode",
     "DEFAULT_CIPHER_SUITES",
