@@ -430,3 +430,58 @@ async def test_the_one_command_demo():
     for row in ("smbclient get over QUIC (bridge, gateway)", "smbclient get straight over TCP",
                 "smbprotocol get natively over QUIC"):
         assert row in out and "sha256 ok" in out.split(row)[1].splitlines()[0], out
+
+
+# -- keepalive and the connection cap -------------------------------------------------------------
+
+
+async def test_keepalive_keeps_an_idle_smb_session_past_the_idle_timeout(samba, files):
+    # Idle timeout 1.5 s on both sides; the gateway PINGs every 0.4 s, the
+    # client never does: the session idles for 4 s and is still the same one.
+    gateway = await start_gateway(samba, files, idle_timeout=1.5, keepalive=0.4)
+    port = gateway.local_address[1]
+    cache: dict = {}
+
+    def session_then_idle() -> tuple:
+        smbprotocol_session(samba, port, files, cache=cache, idle_timeout=1.5)
+        connection = next(iter(cache.values()))
+        connection.transport.keepalive = None
+        connection.transport.protocol.keep_alive(None)  # only the gateway's PINGs from here on
+        protocol = connection.transport.protocol
+        first = smbclient.listdir(unc(samba), port=port, connection_cache=cache)
+        import time
+
+        time.sleep(4.0)
+        second = smbclient.listdir(unc(samba), port=port, connection_cache=cache)
+        return first, second, protocol is connection.transport.protocol, connection.transport.connected
+
+    try:
+        first, second, same, connected = await asyncio.wait_for(asyncio.to_thread(session_then_idle), TIMEOUT)
+        assert "hello.txt" in first and first == second
+        assert same and connected
+        assert gateway.stats.connections == 1  # no reconnection happened
+    finally:
+        await asyncio.to_thread(smbclient.reset_connection_cache, False, cache)
+        await gateway.close()
+
+
+async def test_the_connection_cap_refuses_clients_past_it(samba, files):
+    gateway = await start_gateway(samba, files, max_connections=1)
+    port = gateway.local_address[1]
+    try:
+        async with connect("127.0.0.1", port, configuration=native_config(files)):
+            refusal = await asyncio.wait_for(quic_refusal(port, files), TIMEOUT)
+            assert refusal.error_code == 0x2  # CONNECTION_REFUSED
+        # Once the first has gone, a new client gets in.
+        for _ in range(100):
+            if not gateway.server.connections:
+                break
+            await asyncio.sleep(0.05)
+        bridge = await start_bridge(port, files)
+        try:
+            rc, out = await run_smbclient(samba, bridge.port, "ls")
+            assert rc == 0 and "hello.txt" in out, out
+        finally:
+            await bridge.close()
+    finally:
+        await gateway.close()
