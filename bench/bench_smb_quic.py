@@ -103,11 +103,13 @@ print(json.dumps({{"mbps": len(data) / seconds / 1e6, "sha256": hashlib.sha256(d
 TCP_RELAY = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from examples.smb_quic.gateway import pump
+from examples.smb_quic.gateway import relay
 async def handle(r, w):
     sr, sw = await asyncio.open_connection("127.0.0.1", {smb_port})
-    c = [0, 0]
-    await asyncio.gather(pump(r, sw, c, 0), pump(sr, w, c, 1), return_exceptions=True)
+    try:
+        await relay((r, w), (sr, sw), [0, 0])
+    except (ConnectionError, OSError):
+        pass
     w.close(); sw.close()
 async def main():
     server = await asyncio.start_server(handle, "127.0.0.1", {port})

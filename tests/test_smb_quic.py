@@ -78,6 +78,16 @@ async def start_bridge(port: int, files, **kw) -> SmbQuicBridge:
     return bridge
 
 
+async def ls_through_bridge(samba, port: int, files, **kw) -> None:
+    """smbclient lists the share through a bridge to the gateway on ``port``."""
+    bridge = await start_bridge(port, files, **kw)
+    try:
+        rc, out = await run_smbclient(samba, bridge.port, "ls")
+        assert rc == 0 and "hello.txt" in out, out
+    finally:
+        await bridge.close()
+
+
 async def run_smbclient(samba, port: int, *commands: str, password=None) -> tuple[int, str]:
     argv = samba.smbclient_cmd(*commands, port=port, password=password)
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
@@ -247,18 +257,8 @@ async def test_client_access_control_by_thumbprint_and_issuer(samba, files, tmp_
         assert refusal.error_code == 0x100 + 49 and "blocked" in refusal.reason_phrase
         assert gateway.stats.connections == 0  # no refused client ever reached smbd
         # Allowed by thumbprint (self-signed) and by issuer (the test PKI's client): SMB works.
-        bridge = await start_bridge(port, files, certfile=str(allowed_cert), keyfile=str(allowed_key))
-        try:
-            rc, out = await run_smbclient(samba, bridge.port, "ls")
-            assert rc == 0 and "hello.txt" in out, out
-        finally:
-            await bridge.close()
-        bridge = await start_bridge(port, files, certfile=str(files["client_chain"]), keyfile=str(files["client_key"]))
-        try:
-            rc, out = await run_smbclient(samba, bridge.port, "ls")
-            assert rc == 0 and "hello.txt" in out, out
-        finally:
-            await bridge.close()
+        await ls_through_bridge(samba, port, files, certfile=str(allowed_cert), keyfile=str(allowed_key))
+        await ls_through_bridge(samba, port, files, certfile=str(files["client_chain"]), keyfile=str(files["client_key"]))
         assert access.refused == 2 and access.allowed == 2
         assert any(thumbprint(allowed)[:16] in line for line in gateway.stats.log)
     finally:
@@ -284,12 +284,7 @@ async def test_smb_and_h3_share_the_gateway_port_with_two_certificates(samba, fi
             response = await asyncio.wait_for(client.get("https://wrong.example/index.html"), TIMEOUT)
             assert (response.status, response.content) == (200, b"<p>the web side</p>\n")
             assert client.protocol.quic.tls.peer_certificates[0] == pki.wrong_host.cert
-        bridge = await start_bridge(port, files)
-        try:
-            rc, out = await run_smbclient(samba, bridge.port, "ls")
-            assert rc == 0 and "hello.txt" in out, out
-        finally:
-            await bridge.close()
+        await ls_through_bridge(samba, port, files)
         cache: dict = {}
         await asyncio.to_thread(smbprotocol_session, samba, port, files, None, cache)
         connection = next(iter(cache.values()))
@@ -332,12 +327,7 @@ async def test_a_connection_lost_mid_transfer_ends_cleanly_and_the_gateway_serve
         assert any("ended" in line for line in gateway.stats.log), gateway.stats.log
         assert bridge.failures == 1 and any("ended" in line for line in bridge.log)
         # The gateway serves the next client.
-        direct = await start_bridge(gateway.local_address[1], files)
-        try:
-            rc, out = await run_smbclient(samba, direct.port, "ls")
-            assert rc == 0 and "hello.txt" in out, out
-        finally:
-            await direct.close()
+        await ls_through_bridge(samba, gateway.local_address[1], files)
     finally:
         relay.close()
         await bridge.close()
@@ -477,11 +467,6 @@ async def test_the_connection_cap_refuses_clients_past_it(samba, files):
             if not gateway.server.connections:
                 break
             await asyncio.sleep(0.05)
-        bridge = await start_bridge(port, files)
-        try:
-            rc, out = await run_smbclient(samba, bridge.port, "ls")
-            assert rc == 0 and "hello.txt" in out, out
-        finally:
-            await bridge.close()
+        await ls_through_bridge(samba, port, files)
     finally:
         await gateway.close()

@@ -21,7 +21,7 @@ from pyquic.asyncio import connect
 from pyquic.config import QuicConfiguration
 from pyquic.errors import UsageError
 
-from .gateway import SMB_ALPN, pump, split_host_port
+from .gateway import SMB_ALPN, relay, split_host_port
 
 __all__ = ["SmbQuicBridge", "client_configuration", "main"]
 
@@ -96,17 +96,7 @@ class SmbQuicBridge:
                 if self.keepalive:
                     protocol.keep_alive(self.keepalive)
                 self.connections += 1
-                quic_reader, quic_writer = await protocol.create_stream()
-                pumps = [asyncio.ensure_future(pump(tcp_reader, quic_writer, counts, 0)),
-                         asyncio.ensure_future(pump(quic_reader, tcp_writer, counts, 1))]
-                try:
-                    done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-                    for finished in done:
-                        if finished.exception() is not None:
-                            raise finished.exception()  # type: ignore[misc]
-                finally:
-                    for running in pumps:
-                        running.cancel()
+                await relay((tcp_reader, tcp_writer), await protocol.create_stream(), counts)
         except (ConnectionError, OSError, UsageError) as exc:
             self.failures += 1
             ending = f"ended: {exc}"

@@ -28,7 +28,7 @@ from pyquic.errors import UsageError
 
 from .access import ClientAccessControl, normal_thumbprint, thumbprint
 
-__all__ = ["SmbGateway", "GatewayStats", "SMB_ALPN", "main"]
+__all__ = ["SmbGateway", "GatewayStats", "SMB_ALPN", "relay", "pump", "main"]
 
 SMB_ALPN = "smb"
 RELAY_CHUNK = 256 * 1024
@@ -141,20 +141,13 @@ class SmbGateway:
         self.stats.active += 1
         counts = [0, 0]
         ending = "closed"
-        pumps = [asyncio.ensure_future(pump(reader, smb_writer, counts, 0)),
-                 asyncio.ensure_future(pump(smb_reader, writer, counts, 1))]
         try:
-            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-            for finished in done:
-                if finished.exception() is not None:
-                    raise finished.exception()  # type: ignore[misc]
+            await relay((reader, writer), (smb_reader, smb_writer), counts)
         except (ConnectionError, OSError) as exc:
             if isinstance(exc, ConnectionTerminatedError) and exc.error_code == 0 and not exc.reason_phrase:
                 ending = "closed by the client"  # CONNECTION_CLOSE(NO_ERROR) before our FIN went out
             else:
                 ending = f"ended: {exc}"
-            for running in pumps:
-                running.cancel()
             smb_writer.transport.abort()
             try:
                 writer.transport.abort(RELAY_FAILED)  # RESET_STREAM, if the connection still lives
@@ -162,8 +155,6 @@ class SmbGateway:
                 pass
         except asyncio.CancelledError:
             ending = "gateway stopping"
-            for running in pumps:
-                running.cancel()
             smb_writer.transport.abort()
             raise
         finally:
@@ -175,6 +166,22 @@ class SmbGateway:
             self._log(f"smb-quic {who} -> {self.smb_address[0]}:{self.smb_address[1]}: "
                       f"{counts[0]} bytes in, {counts[1]} bytes out, {seconds:.1f} s, {ending}")
 
+
+
+async def relay(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                b: tuple[asyncio.StreamReader, asyncio.StreamWriter], counts: list) -> None:
+    """Copy a -> b (counted in counts[0]) and b -> a (counts[1]) until both
+    ends have finished; the first failure of either direction is raised
+    and the other direction stopped."""
+    pumps = [asyncio.ensure_future(pump(a[0], b[1], counts, 0)), asyncio.ensure_future(pump(b[0], a[1], counts, 1))]
+    try:
+        done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
+        for finished in done:
+            if finished.exception() is not None:
+                raise finished.exception()  # type: ignore[misc]
+    finally:
+        for running in pumps:
+            running.cancel()
 
 
 async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, counts: list, index: int) -> None:
