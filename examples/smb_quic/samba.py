@@ -2,7 +2,8 @@
 # It runs Debian's smbd with an smb.conf of its own, in a work directory.
 # Every path Samba writes is inside that directory: state, locks, cache, the
 # passdb, the pid file, sockets and logs. There is one writable share and one
-# user with a password. smbd listens on a loopback TCP port only.
+# user with a password. smbd listens on one TCP port of one address, loopback
+# unless told otherwise.
 # No system service, system config or system account is touched. The SMB user
 # is the current Unix user, because Samba maps SMB users onto Unix accounts.
 # That user is added to the private passdb only.
@@ -81,14 +82,14 @@ def _ours(group: int, conf: Path) -> list[int]:
     return pids
 
 
-def _listens(pid: int, port: int) -> Optional[bool]:
-    """Whether process ``pid`` holds a socket listening on 127.0.0.1:``port``
+def _listens(pid: int, host: str, port: int) -> Optional[bool]:
+    """Whether process ``pid`` holds a socket listening on ``host``:``port``
     (None: /proc cannot tell). A port picked free can be taken by another
     program before smbd binds it; then smbd exits, and our connection test
     alone would have reached the other program."""
-    local = f"0100007F:{port:04X}"
+    local = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"  # /proc's byte order
     try:
-        with open("/proc/net/tcp") as f:
+        with open(f"/proc/{pid}/net/tcp") as f:  # the table of pid's network namespace
             inodes = {fields[9] for fields in (line.split() for line in f.readlines()[1:])
                       if fields[1] == local and fields[3] == "0A"}  # 0A: LISTEN
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -111,12 +112,13 @@ class PrivateSamba:
     def __init__(self, workdir: Optional[str] = None, port: int = 0, share: str = "share",
                  user: Optional[str] = None, password: str = "pyquic-smb-pass",
                  files: Optional[dict[str, bytes]] = None,
-                 extra_conf: Optional[dict[str, str]] = None) -> None:
+                 extra_conf: Optional[dict[str, str]] = None, host: str = "127.0.0.1") -> None:
         if not share or any(c in share for c in "[]/\\\n\r"):
             raise ValueError(f"bad share name: {share!r}")
         self._own_dir = workdir is None
         self.workdir = Path(workdir).absolute() if workdir else Path(tempfile.mkdtemp(prefix="pyquic-samba-"))
-        self.host = "127.0.0.1"
+        socket.inet_aton(host)  # an IPv4 address of this host (the benchmark's shaped link uses one)
+        self.host = host
         self._auto_port = port == 0
         self.port = port or _free_port()
         self.share = share
@@ -154,9 +156,9 @@ class PrivateSamba:
             "server role": "standalone server",
             "workgroup": "PYQUIC",
             "netbios name": "PYQUICSMB",
-            # Loopback TCP only; no NetBIOS (nmbd is never started either).
+            # One TCP address only (loopback unless told otherwise); no NetBIOS (nmbd is never started either).
             "smb ports": str(self.port),
-            "interfaces": "127.0.0.1",
+            "interfaces": self.host,
             "bind interfaces only": "yes",
             "disable netbios": "yes",
             "server min protocol": "SMB2_10",
@@ -271,7 +273,7 @@ class PrivateSamba:
                     self._end_processes()
                     return False
                 self._fail(f"smbd exited with status {self.process.returncode}")
-            if _listens(self.process.pid, self.port) is not False:
+            if _listens(self.process.pid, self.host, self.port) is not False:
                 try:
                     with socket.create_connection((self.host, self.port), timeout=1):
                         return True
