@@ -48,7 +48,10 @@ class QuicConfiguration:
     # TLS configuration by SNI and ALPN (pyquic.asyncio.Service builds on it)
     certificate_verifier: Optional[Callable[..., Any]] = None
     config_for_client: Optional[Callable[[Any], Any]] = None
-    # -- versions (RFC 9000 v1, RFC 9369 v2): the client starts with the first
+    # -- versions (RFC 9000 v1, RFC 9369 v2), in order of preference: a client
+    # starts with original_version (default: the first) and offers them all; a
+    # server answers a first flight in its most preferred one the client
+    # offers (compatible version negotiation, RFC 9368)
     supported_versions: list[int] = field(default_factory=lambda: [QUIC_V1, QUIC_V2])
     original_version: Optional[int] = None  # client: the version of the first Initial
     # -- transport

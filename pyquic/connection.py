@@ -68,7 +68,8 @@ from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
-from .transport_params import QuicTransportParameters, VersionInformation
+from .transport_params import QuicTransportParameters
+from .version_negotiation import Verdict, Versions
 
 logger = logging.getLogger("pyquic.connection")
 
@@ -157,14 +158,15 @@ class QuicConnection:
             if original_destination_connection_id is not None:
                 raise UsageError("a client chooses its own original destination connection ID")
             self._original_dcid = self._entropy(CLIENT_INITIAL_DCID_LENGTH)
-            self._version = config.original_version or config.supported_versions[0]
-            if self._version not in config.supported_versions:
+            first = config.original_version or config.supported_versions[0]
+            if first not in config.supported_versions:
                 raise UsageError("original_version is not in supported_versions")
+            self._versions = Versions(config.supported_versions, True, first)
         else:
             if original_destination_connection_id is None:
                 raise UsageError("a server connection needs original_destination_connection_id")
             self._original_dcid = bytes(original_destination_connection_id)
-            self._version = None  # the client's Initial decides
+            self._versions = Versions(config.supported_versions, False)  # the client's Initial decides
             if config.certificate is None and not config.certificate_chain:
                 raise UsageError("a server needs a certificate and private key (load_cert_chain)")
         self._peer_cids = PeerConnectionIds(
@@ -174,10 +176,10 @@ class QuicConnection:
         )
         self._retry_source_cid = retry_source_connection_id
         self._retry_received = False
-        self._vn_versions: Optional[tuple[int, ...]] = None  # client: the VN list we reacted to
         self._token = b""
         self._peer_initial_scid: Optional[bytes] = None
         self._initial_dcid: Optional[bytes] = None  # server: the DCID of the client's Initials
+        self._original_initial_recv: Any = None  # server: the client's version's Initial keys, after a switch
         self._first_initial: Optional[tuple] = None  # server: what receive_first_initial was handed
         self._datagram_size = 0
         self._cid_length = config.connection_id_length
@@ -251,7 +253,7 @@ class QuicConnection:
 
     @property
     def version(self) -> Optional[int]:
-        return self._version
+        return self._versions.current
 
     @property
     def alpn_protocol(self) -> Optional[str]:
@@ -352,13 +354,13 @@ class QuicConnection:
         return loss
 
     def _install_initial_keys(self, dcid: bytes) -> None:
-        send, recv = initial_keys(self._version, dcid, self.is_client)
+        send, recv = initial_keys(self._versions.current, dcid, self.is_client)
         space = self._spaces[INITIAL]
         space.send_keys, space.recv_keys = send, recv
+        self._initial_keys_cid = dcid  # client: the DCID its Initial keys come from (RFC 9368: again on a switch)
 
     def _local_transport_parameters(self) -> bytes:
         config = self._configuration
-        versions = tuple(config.supported_versions)
         params = QuicTransportParameters(
             original_destination_connection_id=None if self.is_client else self._original_dcid,
             max_idle_timeout=int(config.idle_timeout * 1000),
@@ -371,7 +373,7 @@ class QuicConnection:
             active_connection_id_limit=config.active_connection_id_limit,
             initial_source_connection_id=self._local_cids.host_cid,
             retry_source_connection_id=None if self.is_client else self._retry_source_cid,
-            version_information=VersionInformation(self._version, versions),
+            version_information=self._versions.local_information(),
             max_datagram_frame_size=config.max_datagram_frame_size or 0,
         )
         return params.encode()
@@ -382,7 +384,7 @@ class QuicConnection:
                 self._configuration.tls_config(),
                 self.is_client,
                 profile=tls.QUIC,
-                transport_parameters=self._local_transport_parameters(),
+                transport_parameters=self._local_transport_parameters() if self.is_client else self._answer_versions,
                 entropy=self._entropy,
                 ticket_app_data=None if self.is_client else zero_rtt.ticket_limits(self._configuration),
             )
@@ -561,7 +563,7 @@ class QuicConnection:
 
     def _send_facts(self) -> SendFacts:
         return SendFacts(
-            self._one_rtt, self._version, self._token, self._address_validated,
+            self._one_rtt, self._versions.current, self._token, self._address_validated,
             3 * self._bytes_received - self._bytes_sent, self._mds, self._closing, self._streams_ready, self._qlog,
         )
 
@@ -744,15 +746,15 @@ class QuicConnection:
         if ptype is PacketType.UNKNOWN_VERSION:
             self._stats.packets_dropped += 1
             return False
-        if header.version is not None:
-            if self._version is None:
-                if self.is_client or ptype is not PacketType.INITIAL:
-                    return self._drop()
-                if header.version not in self._configuration.supported_versions:
-                    return self._drop()
-                self._version = header.version
-            elif header.version != self._version:
+        other_keys = None  # Initial keys of another version than the current one
+        if header.version is not None and header.version != self._versions.current:
+            verdict = self._versions.on_packet(ptype, header.version)
+            if verdict is Verdict.DROP:
                 return self._drop()
+            if verdict is Verdict.SWITCH:  # RFC 9368 §2.3: the server chose this version; follow it once it opens
+                other_keys = initial_keys(header.version, self._initial_keys_cid, True)
+            elif ptype is PacketType.INITIAL and self._versions.negotiated:  # server: the client has not followed yet
+                other_keys = (None, self._original_initial_recv)
         dcid = header.destination_cid
         if dcid not in self._local_cids.by_cid:
             # Only a server's first packets may use the DCID the client chose.
@@ -792,7 +794,7 @@ class QuicConnection:
             if keys is None or self.is_client or early.recv_keys_expired(now):
                 return self._drop()
         else:
-            keys = space.recv_keys
+            keys = space.recv_keys if other_keys is None else other_keys[1]
             if keys is None:
                 if ptype is PacketType.HANDSHAKE and self.is_client:
                     self._resend_crypto_early(INITIAL)  # the server's Initial was lost
@@ -804,7 +806,12 @@ class QuicConnection:
             return bool(self._decryption_failed(None))
         if ptype is PacketType.ZERO_RTT:
             self._stats.zero_rtt_packets_received += 1
+        if other_keys is not None and self.is_client:
+            self._versions.switch(header.version)
+            space.send_keys, space.recv_keys = other_keys
         if ptype is PacketType.INITIAL or ptype is PacketType.HANDSHAKE:
+            if ptype is PacketType.HANDSHAKE:
+                self._versions.handshake_seen = True
             if self.is_client and self._peer_initial_scid is None:
                 # RFC 9000 §7.2: the client switches to the server's Source CID.
                 self._peer_initial_scid = header.source_cid
@@ -887,6 +894,18 @@ class QuicConnection:
         self._qlog_start()
         self._create_engine()
         return None if handed is None else handed[1]
+
+    def _answer_versions(self, client_params: bytes) -> bytes:
+        """Server, called by the TLS engine once it accepts the ClientHello:
+        the negotiated version (RFC 9368 §2.3), its Initial keys for what we
+        send from now on, and our transport parameters, which name it."""
+        before = self._versions.current
+        version = self._versions.choose(client_params)
+        if version != before:
+            space = self._spaces[INITIAL]
+            self._original_initial_recv = space.recv_keys  # the client's Initials until it follows
+            space.send_keys, space.recv_keys = initial_keys(version, self._initial_dcid, False)
+        return self._local_transport_parameters()
 
     def _process_packet(
         self, space: Space, ptype: PacketType, plain: bytes, payload: bytes, pn: int, dcid: bytes, now: float
@@ -1130,12 +1149,14 @@ class QuicConnection:
         self._events.append(refusal.event)
 
     def _install_key(self, event: tls.KeyReady, now: float) -> None:
-        keys = derive_packet_keys(self._version, event.cipher_suite, event.secret)
-        write = event.direction == tls.Direction.WRITE
         level = event.level
+        # RFC 9369 §4: 0-RTT keeps the original version, whatever was negotiated.
+        version = self._versions.original if level == tls.Level.EARLY_DATA else self._versions.current
+        keys = derive_packet_keys(version, event.cipher_suite, event.secret)
+        write = event.direction == tls.Direction.WRITE
         if level == tls.Level.EARLY_DATA:
             if write:
-                remembered = self._zero_rtt.start_client(keys, getattr(self._tls, "early_data_ticket", None))
+                remembered = self._zero_rtt.start_client(keys, getattr(self._tls, "early_data_ticket", None), version)
                 if remembered is not None:  # streams open at once, within the ticket's limits
                     self._streams.on_peer_transport_parameters(remembered)
                     self._peer_max_datagram_frame_size = remembered.max_datagram_frame_size
@@ -1175,19 +1196,7 @@ class QuicConnection:
                 raise TransportError.TRANSPORT_PARAMETER_ERROR("retry_source_connection_id without a Retry")
             if params.stateless_reset_token is not None:
                 self._peer_cids.set_active_token(params.stateless_reset_token)
-        info = params.version_information
-        if info is not None and info.chosen_version != self._version:
-            # RFC 9368 §4: the chosen version is the one in use.
-            raise TransportError.VERSION_NEGOTIATION_ERROR("chosen_version differs from the version in use")
-        if self.is_client and self._vn_versions is not None:
-            # RFC 9368 §4: a client that reacted to Version Negotiation checks
-            # that the server would have chosen this version too; without the
-            # server's version_information it cannot, and must not go on.
-            if info is None:
-                raise TransportError.VERSION_NEGOTIATION_ERROR("no version_information after Version Negotiation")
-            ours = [v for v in self._configuration.supported_versions if v in info.available_versions]
-            if not ours or ours[0] != self._version:
-                raise TransportError.VERSION_NEGOTIATION_ERROR("version downgrade detected")
+        self._versions.check_peer(params.version_information)
         self._peer_params = params
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
@@ -1244,22 +1253,19 @@ class QuicConnection:
     # ------------------------------------------------------------------
     # Version Negotiation and Retry (client)
     def _on_version_negotiation(self, header: PartialHeader, now: float) -> None:
-        if not self.is_client or self._received_valid or self._vn_versions is not None or self._retry_received:
+        versions = self._versions
+        if not self.is_client or self._received_valid or versions.vn_versions is not None or self._retry_received:
             return self._ignore()
         if header.destination_cid != self.host_cid or header.source_cid != self._original_dcid:
             return self._ignore()  # RFC 9000 §6.2: must echo our connection IDs
-        if self._version in header.supported_versions:
+        if versions.current in header.supported_versions:
             return self._ignore()  # RFC 9000 §6.2: it lists the version we use
-        common = [v for v in self._configuration.supported_versions if v in header.supported_versions]
-        self._vn_versions = tuple(header.supported_versions)
-        if not common:
-            self._close_event = events.ConnectionTerminated(
-                ErrorCode.VERSION_NEGOTIATION_ERROR, None, "no common QUIC version"
-            )
+        if versions.on_version_negotiation(header.supported_versions) is None:
+            reason = "no common QUIC version"
+            self._close_event = events.ConnectionTerminated(ErrorCode.VERSION_NEGOTIATION_ERROR, None, reason)
             self._terminate(now)
             return
         # RFC 9368 §2.1: start over with the chosen version.
-        self._version = common[0]
         self._requeue_early_data()
         self._setup_handshake()
         self._start_client(now)
@@ -1267,9 +1273,9 @@ class QuicConnection:
     def _on_retry(self, header: PartialHeader, view: memoryview, now: float) -> None:
         if not self.is_client or self._received_valid or self._retry_received:
             return self._ignore()  # RFC 9000 §17.2.5.2: only one, only before any other packet
-        if header.destination_cid != self.host_cid or header.version != self._version:
-            return self._ignore()
-        if not verify_retry_integrity(self._version, self._original_dcid, bytes(view)):
+        if header.destination_cid != self.host_cid or header.version != self._versions.current:
+            return self._ignore()  # RFC 9369 §4: a Retry is in the original version
+        if not verify_retry_integrity(self._versions.current, self._original_dcid, bytes(view)):
             return self._ignore()  # RFC 9001 §5.8
         self._retry_received = True
         self._retry_source_cid = header.source_cid

@@ -373,7 +373,8 @@ class PacketBuilder(SentRecords):
                 kp.sent_with_key += 1
             elif sid == APPLICATION:  # 0-RTT (RFC 9000 §17.2.3)
                 header = encode_long_header(
-                    version, PacketType.ZERO_RTT, dcid, scid, pn, pn_len, payload_length=len(payload) + TAG
+                    self.zero_rtt.version, PacketType.ZERO_RTT, dcid, scid, pn, pn_len,  # RFC 9369 §4: original
+                    payload_length=len(payload) + TAG,
                 )
                 protection = self.zero_rtt.send.protection
                 self.stats.zero_rtt_packets_sent += 1

@@ -78,17 +78,19 @@ class ZeroRtt:
     (client) and `recv` (server) are read where packets are built and
     opened; they change only through the methods."""
 
-    __slots__ = ("send", "recv", "discard_at", "rejected_last_pn")
+    __slots__ = ("send", "recv", "discard_at", "rejected_last_pn", "version")
 
     def __init__(self) -> None:
         self.send: Any = None  # client: 0-RTT packet keys, while 0-RTT may be sent
         self.recv: Any = None  # server: 0-RTT packet keys, while 0-RTT may arrive
         self.discard_at: Optional[float] = None  # server: when `recv` goes
         self.rejected_last_pn: Optional[int] = None  # client: our last 0-RTT packet, if refused
+        self.version: Optional[int] = None  # client: the version our 0-RTT packets carry (RFC 9369 §4)
 
     # -- client --------------------------------------------------------------------
-    def start_client(self, keys: Any, ticket: Any) -> Optional[QuicTransportParameters]:
-        """0-RTT keys from a resumed session.  Streams open at once, within
+    def start_client(self, keys: Any, ticket: Any, version: int) -> Optional[QuicTransportParameters]:
+        """0-RTT keys from a resumed session, for packets of ``version`` (the
+        original one, even once the server has negotiated another).  Streams open at once, within
         the limits the server gave last time (kept in the ticket): returned,
         for the connection to apply.  Without them no 0-RTT is sent (None)."""
         remembered = getattr(ticket, "transport_parameters", None)
@@ -99,6 +101,7 @@ class ZeroRtt:
         except TransportError:
             return None
         self.send = keys
+        self.version = version
         return params
 
     def stop_sending(self) -> None:

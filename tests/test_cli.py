@@ -245,15 +245,34 @@ def test_keylog_lines(pki, server, tmp_path):
         assert len(client_random) == 64 and len(secret) in (64, 96)
 
 
-def test_version_2(pki, site, server):
-    start = len(server.lines)
+def test_version_2(pki, site):
+    # A server preferring v2 keeps a client that starts in v2, and moves one
+    # that starts in v1 but offers v2 to v2 without a round trip (RFC 9368).
+    srv = Server("--root", str(site), "--host", "::", "--port", "0", "--prefer-version", "v2",
+                 "--cert", str(pki["server_chain"]), "--key", str(pki["server_key"]))
+    try:
+        for args in (["--version", "v2"], ["--version", "v1", "--prefer-version", "v2"]):
+            start = len(srv.lines)
+            result = client(url(srv, "/hello.txt"), *args, *trusted(pki))
+            assert result.returncode == 0, err(result)
+            assert result.stdout == (site / "hello.txt").read_bytes()
+            assert ", QUIC v2," in err(result)
+            assert ", QUIC v2," in srv.wait_for(r"connection .* closed: 1 requests", start=start)
+        # The default client starts in v1 and offers v2 second: the server's
+        # preference decides.
+        default = client(url(srv, "/hello.txt"), *trusted(pki))
+        assert ", QUIC v2," in err(default)
+    finally:
+        code, error = srv.stop()
+        assert code == 0, error
+
+
+def test_a_server_preferring_v1_moves_a_v2_client_to_v1(pki, site, server):
+    # The default server prefers v1: a client starting in v2 (offering v1 too)
+    # is answered in v1, in the same round trip.
     result = client(url(server, "/hello.txt"), "--version", "v2", *trusted(pki))
     assert result.returncode == 0, err(result)
-    assert result.stdout == (site / "hello.txt").read_bytes()
-    assert ", QUIC v2," in err(result)
-    assert ", QUIC v2," in server.wait_for(r"connection .* closed: 1 requests", start=start)
-    v1 = client(url(server, "/hello.txt"), *trusted(pki))
-    assert ", QUIC v1," in err(v1)
+    assert ", QUIC v1," in err(result)
 
 
 def test_key_update(pki, site, server, tmp_path):

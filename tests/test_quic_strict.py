@@ -158,8 +158,7 @@ def test_only_tokens_of_ids_in_use_or_recently_used_identify_a_reset():
 def test_missing_version_information_after_version_negotiation_is_an_error():
     client = Pair(client_config=client_configuration(supported_versions=[QUIC_V2, QUIC_V1],
                                                      original_version=QUIC_V2)).client
-    client._vn_versions = (QUIC_V1,)  # the client reacted to Version Negotiation ...
-    client._version = QUIC_V1
+    client._versions.on_version_negotiation([QUIC_V1])  # the client reacted to Version Negotiation ...
     client._peer_initial_scid = b"\x05" * 8
     params = QuicTransportParameters(  # ... and the server's parameters have no version_information
         original_destination_connection_id=client.original_destination_connection_id,

@@ -313,10 +313,10 @@ def test_zero_rtt_state_decides_and_returns_without_a_connection():
     ticket = ticket_from(server_config)
     client = ZeroRtt()
     # No remembered limits (or unreadable ones): no 0-RTT.
-    assert client.start_client(keys, None) is None and client.send is None
-    assert client.start_client(keys, dataclasses.replace(ticket, transport_parameters=b"\xff")) is None
+    assert client.start_client(keys, None, QUIC_V1) is None and client.send is None
+    assert client.start_client(keys, dataclasses.replace(ticket, transport_parameters=b"\xff"), QUIC_V1) is None
     assert client.send is None
-    remembered = client.start_client(keys, ticket)
+    remembered = client.start_client(keys, ticket, QUIC_V1)
     assert remembered.initial_max_data == 1 << 20 and remembered.initial_max_streams_bidi == 77
     assert client.send is keys
     # Refused with nothing in flight: nothing to requeue, an empty event, no packet number to guard.

@@ -386,6 +386,32 @@ def test_quic_transport_parameters_both_ways(pki):
     check_keys(p)
 
 
+def test_a_server_answers_the_clients_transport_parameters(pki):
+    # A server's transport_parameters as a callable: it sees the client's
+    # before its flight is built (RFC 9368: QUIC names the negotiated version
+    # in its answer), once, and the client gets what it returned.
+    seen = []
+
+    def answer(theirs: bytes) -> bytes:
+        seen.append(theirs)
+        return b"answer-to:" + theirs
+
+    p = Pair(client_cfg(pki), server_cfg(pki), tls.QUIC, client_tp=b"\x01client", server_tp=answer).handshake()
+    assert seen == [b"\x01client"]
+    assert [e.data for e in p.client.of_type(ev.PeerTransportParameters)] == [b"answer-to:\x01client"]
+
+
+@pytest.mark.parametrize("answer,why", [
+    (lambda theirs: 1 / 0, "ZeroDivisionError"),
+    (lambda theirs: "text", "something other than bytes"),
+])
+def test_a_failing_transport_parameters_answer_is_an_internal_error_alert(pki, answer, why):
+    p = Pair(client_cfg(pki), server_cfg(pki), tls.QUIC, server_tp=answer)
+    with pytest.raises(tls.AlertError) as info:
+        p.handshake()
+    assert info.value.description == AD.internal_error and why in str(info.value)
+
+
 def test_tcp_compat_mode_session_id(pki):
     p = Pair(client_cfg(pki), server_cfg(pki)).handshake()
     from tls.messages import ClientHello, ServerHello

@@ -257,9 +257,13 @@ class UdpRelay:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Any = None,
+        tap: Optional[Callable[[str, bytes], None]] = None,
     ) -> None:
         """``clock``: what the time-based impairments read and schedule on
-        (``time()``, ``call_later()``); None is the running event loop."""
+        (``time()``, ``call_later()``); None is the running event loop.
+        ``tap(direction, datagram)`` sees every datagram as it arrives
+        ("to_server" or "to_client"), before any impairment."""
+        self.tap = tap
         self.server_addr = server_addr
         self.clock = clock
         self.host = host
@@ -312,6 +316,8 @@ class UdpRelay:
         self.rebinds += 1
 
     def _from_client(self, data: bytes, addr) -> None:
+        if self.tap is not None:
+            self.tap("to_server", data)
         up = self._upstreams.get(addr)
         if up is None:
             if len(self._upstreams) >= 64:
@@ -321,6 +327,8 @@ class UdpRelay:
         self._up.packet(data, up.send)
 
     def _from_server(self, data: bytes, up: _Upstream) -> None:
+        if self.tap is not None:
+            self.tap("to_client", data)
         listener = self._listener
         if listener is not None:
             self._down.packet(data, lambda d: listener.sendto(d, up.client_addr))

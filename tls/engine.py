@@ -122,7 +122,7 @@ class Engine:
         config: Config,
         is_client: bool,
         profile: Profile = TCP,
-        transport_parameters: bytes | None = None,
+        transport_parameters: bytes | Callable[[bytes], bytes] | None = None,
         *,
         entropy: Callable[[int], bytes] | None = None,
         key_share_private_keys: dict[int, bytes] | None = None,
@@ -142,12 +142,19 @@ class Engine:
         we build (before padding and binders); it exists for known-answer
         replays (RFC 8448) and tests.  ticket_app_data (server): what the
         carrier wants sealed in its tickets (TicketState.app_data; default:
-        our transport parameters)."""
+        our transport parameters).  A server's transport_parameters may be a
+        callable instead: it gets the client's quic_transport_parameters once
+        the ClientHello is accepted, before our flight is built, and returns
+        ours (RFC 9368: a server names the version it negotiated in them)."""
         if not isinstance(config, Config):
             raise UsageError("config must be a tls.Config")
         if not isinstance(profile, Profile):
             raise UsageError("profile must be a tls.Profile (tls.QUIC or tls.TCP)")
-        if profile.transport_parameters:
+        self.transport_parameters_for: Callable[[bytes], bytes] | None = None
+        if profile.transport_parameters and callable(transport_parameters) and not is_client:
+            self.transport_parameters_for = transport_parameters
+            transport_parameters = None
+        elif profile.transport_parameters:
             if not isinstance(transport_parameters, (bytes, bytearray, memoryview)):
                 raise UsageError(f"the {profile.name} profile needs transport_parameters (bytes)")
             transport_parameters = bytes(transport_parameters)

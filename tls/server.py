@@ -175,6 +175,20 @@ def _config_for_client(eng: Any, ch: Any, view: _ClientHelloView) -> None:
         raise alert(AD.internal_error, "config_for_client chose a Config without credentials")
 
 
+def _answer_transport_parameters(eng: Any, theirs: bytes) -> None:
+    """Our transport parameters, from the carrier, now that it can see the
+    client's (Engine's transport_parameters as a callable)."""
+    try:
+        ours = eng.transport_parameters_for(theirs)
+    except AlertError:
+        raise
+    except Exception as exc:  # the carrier's bug: an alert, not a stray exception
+        raise alert(AD.internal_error, f"transport_parameters failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(ours, (bytes, bytearray, memoryview)):
+        raise alert(AD.internal_error, "transport_parameters returned something other than bytes")
+    eng.transport_parameters = bytes(ours)
+
+
 class ExpectClientHelloAfterHrr(ExpectClientHello):
     def __init__(self, retry: _Retry) -> None:
         self.retry = retry
@@ -311,6 +325,8 @@ def respond(eng: Any, ch: Any, raw: bytes, view: _ClientHelloView, retry: _Retry
             eng.max_early_data = cfg.max_early_data
     if view.transport_parameters is not None:
         eng.peer_transport_parameters = view.transport_parameters
+        if eng.transport_parameters_for is not None:
+            _answer_transport_parameters(eng, view.transport_parameters)
         eng.emit(ev.PeerTransportParameters(view.transport_parameters))
 
     # -- ServerHello ----------------------------------------------------------

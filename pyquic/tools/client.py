@@ -259,12 +259,15 @@ class TicketFile:
 
 
 def make_configuration(args: argparse.Namespace, host: str) -> QuicConfiguration:
-    versions = [QUIC_V2, QUIC_V1] if args.version == "v2" else [QUIC_V1, QUIC_V2]
+    # Offered in order of preference (RFC 9368); the first packet in --version.
+    preferred = args.prefer_version or args.version
+    versions = [QUIC_V2, QUIC_V1] if preferred == "v2" else [QUIC_V1, QUIC_V2]
     config = QuicConfiguration(
         is_client=True,
         alpn_protocols=[args.alpn],
         server_name=host,
         supported_versions=versions,
+        original_version=QUIC_V2 if args.version == "v2" else QUIC_V1,
         idle_timeout=max(args.timeout, 1.0),
         handshake_timeout=max(args.timeout, 1.0),
         max_datagram_frame_size=None,
@@ -592,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(repeatable, in order; the first gets a key share)")
     p.add_argument("--version", choices=["v1", "v2"], default="v1",
                    help="QUIC version of the first packet (v2: RFC 9369; default v1)")
+    p.add_argument("--prefer-version", choices=["v1", "v2"],
+                   help="the version to offer first (default: --version's); a server may switch to it "
+                        "without a round trip (compatible version negotiation, RFC 9368)")
     p.add_argument("--key-update", action="store_true",
                    help="update the 1-RTT keys once the handshake is confirmed, before the requests")
     p.add_argument("--keylog", metavar="FILE", help="append NSS key log lines (SSLKEYLOGFILE format) to FILE")

@@ -353,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout, metavar="SECONDS",
                    help="a handshake with no packet from the client this long ends, and at the latest at the"
                         f" idle timeout (default {defaults.handshake_timeout:g})")
+    p.add_argument("--prefer-version", choices=["v1", "v2"], default="v1",
+                   help="with a client that offers both, answer in this QUIC version (compatible version "
+                        "negotiation, RFC 9368; default v1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no access log")
     return p
 
@@ -368,7 +371,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         config = QuicConfiguration(is_client=False, alpn_protocols=list(ALPNS),
                                    max_early_data=0xFFFFFFFF if args.zero_rtt else 0,
-                                   idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout)
+                                   idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
+                                   supported_versions=[QUIC_V2, QUIC_V1] if args.prefer_version == "v2"
+                                   else [QUIC_V1, QUIC_V2])
     except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
         print(f"error: {exc}", file=sys.stderr)
         return 2

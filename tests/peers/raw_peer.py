@@ -103,6 +103,9 @@ class Lib:
             config.supported_versions = [int(v, 0) for v in args.versions.split(",")]
             if is_client and self.impl == "pyquic":
                 config.original_version = config.supported_versions[0]
+        if args.original_version and is_client:
+            # The version of the first Initial; the others may be negotiated (RFC 9368).
+            config.original_version = int(args.original_version, 0)
         return config
 
 
@@ -165,6 +168,8 @@ def server_protocol(lib: Lib):
                 info = {"event": "handshake", "alpn": event.alpn_protocol,
                         "early_data_accepted": bool(event.early_data_accepted),
                         "session_resumed": bool(event.session_resumed)}
+                # pyquic: .version; aioquic and qh3 keep it in ._version.
+                info["version"] = getattr(quic, "version", None) or getattr(quic, "_version", None)
                 try:
                     info["cipher_suite"] = int(quic.tls.key_schedule.cipher_suite)
                 except Exception:
@@ -561,6 +566,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="per client operation")
     ap.add_argument("--retry", action="store_true", help="server: address validation with Retry for every client")
     ap.add_argument("--versions", default="", help="QUIC versions in preference order, e.g. 0x6b3343cf,0x1")
+    ap.add_argument("--original-version", default="", help="client: the version of its first Initial, e.g. 0x1")
     args = ap.parse_args()
     lib = Lib(args.impl)
     if args.role == "server":

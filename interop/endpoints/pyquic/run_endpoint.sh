@@ -31,7 +31,7 @@
 #   handshakecorruption  serve, timeouts 180 s     one connection per URL, in turn (endpoint.py), 180 s
 #   transfercorruption   serve                     transfer
 #   ipv6                 serve                     transfer
-#   v2                   127                       127   (no compatible version negotiation, RFC 9368)
+#   v2                   serve, prefer v2          transfer: first packet v1, v2 offered first (RFC 9368)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
 #   connectionmigration  127                       127   (no preferred_address / active migration: issue 13)
@@ -56,7 +56,7 @@ common=()
 timeouts=()
 [ -n "${SSLKEYLOGFILE:-}" ] && common+=(--keylog "$SSLKEYLOGFILE")
 [ -n "${QLOGDIR:-}" ] && common+=(--qlog-dir "$QLOGDIR")
-alpn=hq-interop; retry=never; opts=(); mode=one
+alpn=hq-interop; retry=never; opts=(); server_opts=(); mode=one
 case "$TESTCASE" in
   handshake|transfer|longrtt|multiplexing|blackhole|amplificationlimit|transferloss|\
   transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
@@ -66,6 +66,7 @@ case "$TESTCASE" in
   zerortt) mode=zerortt ;;
   http3) alpn=h3 ;;
   keyupdate) opts+=(--key-update) ;;
+  v2) opts+=(--version v1 --prefer-version v2); server_opts+=(--prefer-version v2) ;;
   # 180 s timeouts, as ngtcp2's interop image uses: under 30 % loss each way a
   # ClientHello of two datagrams (an ML-KEM share) may need many PTOs.
   multiconnect|handshakeloss|handshakecorruption) mode=each; timeouts=(--idle-timeout 180 --handshake-timeout 180) ;;
@@ -76,7 +77,7 @@ case "$ROLE" in
   server)
     mkdir -p "$WWW"
     exec "$PY" -m pyquic.server "${common[@]}" "${timeouts[@]}" --root "$WWW" --host "$SERVER" --port "$PORT" \
-      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --retry "$retry" --grace 1 ;;
+      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --retry "$retry" --grace 1 "${server_opts[@]}" ;;
   client) ;;
   *) echo "ROLE must be client or server, not '$ROLE'" >&2; exit 2 ;;
 esac
