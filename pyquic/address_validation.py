@@ -7,6 +7,12 @@
 #     "ours but expired / for another address" (the server answers those with
 #     INVALID_TOKEN, §8.1.3) from "not ours" (opens under no key of ours:
 #     garbage, forged, or another server's);
+#   - NewTokens: the tokens a server gives in NEW_TOKEN frames for future
+#     connections (§8.1.3): sealed under the same key with another AAD (so a
+#     Retry token never passes for one, nor the reverse), over (issue time, a
+#     hash of the client's IP address without the port: the next connection
+#     comes from another port); valid for `lifetime` seconds. One that does
+#     not check out is as good as no token: never an error;
 #   - RetryPolicy: when the endpoint asks for address validation: "never",
 #     "always", or "auto" (on while the connections whose handshake is not
 #     complete reach `threshold`, off again once they fall below `release`:
@@ -15,6 +21,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -22,9 +29,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 RETRY_TOKEN_LIFETIME = 10.0  # seconds a Retry token is accepted
+NEW_TOKEN_LIFETIME = 24 * 3600.0  # seconds a NEW_TOKEN token is accepted
 TOKEN_NONCE_LENGTH = 12
 ADDRESS_HASH_LENGTH = 16
 _TOKEN_AAD = b"pyquic retry token v2"
+_NEW_TOKEN_AAD = b"pyquic new token v1"
+_NEW_HEAD = struct.Struct("!d16s")  # issue time, host hash
 _HEAD = struct.Struct("!d16s")  # issue time, address hash
 _MIN_TOKEN = TOKEN_NONCE_LENGTH + _HEAD.size + 2 + 16  # + two CID lengths + the AEAD tag
 
@@ -100,6 +110,36 @@ class RetryTokens:
         return checked.original_dcid, checked.retry_scid
 
 
+class NewTokens:
+    """Address-validation tokens for NEW_TOKEN (RFC 9000 §8.1.3); see the module header."""
+
+    def __init__(self, key: bytes, entropy: Callable[[int], bytes], lifetime: float = NEW_TOKEN_LIFETIME) -> None:
+        self._aead = AESGCM(key)
+        self._entropy = entropy
+        self.lifetime = lifetime
+
+    def seal(self, addr: Any, now: float) -> bytes:
+        nonce = self._entropy(TOKEN_NONCE_LENGTH)
+        return nonce + self._aead.encrypt(nonce, _NEW_HEAD.pack(now, host_hash(addr)), _NEW_TOKEN_AAD)
+
+    def valid(self, token: bytes, addr: Any, now: float) -> bool:
+        """Ours, for this address's host, and fresh."""
+        if len(token) != TOKEN_NONCE_LENGTH + _NEW_HEAD.size + 16:
+            return False
+        try:
+            plain = self._aead.decrypt(token[:TOKEN_NONCE_LENGTH], token[TOKEN_NONCE_LENGTH:], _NEW_TOKEN_AAD)
+        except InvalidTag:
+            return False
+        issued, bound_to = _NEW_HEAD.unpack(plain)
+        return hmac.compare_digest(bound_to, host_hash(addr)) and issued - 1.0 <= now <= issued + self.lifetime
+
+
+def host_hash(addr: Any) -> bytes:
+    """The host alone (a NEW_TOKEN token is for the client's next connection,
+    from another port)."""
+    return hashlib.sha256(repr(tuple(addr)[:1]).encode()).digest()[:ADDRESS_HASH_LENGTH]
+
+
 def address_hash(addr: Any) -> bytes:
     """Host and port (flow info and scope of IPv6 tuples left out)."""
     return hashlib.sha256(repr(tuple(addr)[:2]).encode()).digest()[:ADDRESS_HASH_LENGTH]
@@ -142,10 +182,13 @@ class RetryPolicy:
 
 
 __all__ = [
+    "NewTokens",
+    "NEW_TOKEN_LIFETIME",
     "RetryPolicy",
     "RetryTokens",
     "TokenCheck",
     "address_hash",
+    "host_hash",
     "RETRY_ALWAYS",
     "RETRY_AUTO",
     "RETRY_NEVER",

@@ -89,6 +89,7 @@ class QuicConfiguration:
     groups: Optional[Sequence[int]] = None
     key_share_groups: Optional[Sequence[int]] = None
     session_ticket: Any = None  # client: a tls.Ticket to resume
+    token: bytes = b""  # client: a NEW_TOKEN token from this server, for its Initials (RFC 9000 §8.1.3)
     ticket_store: Any = None  # client: a tls.TicketStore (tickets received are added to it)
     ticket_sealer: Any = None  # server: a tls.TicketSealer shared by connections
     session_tickets: int = 1  # server: tickets sent after the handshake

@@ -12,8 +12,9 @@
 # discarding, closing, draining, idle timeout), receiving datagrams (the
 # short-header fast path and the general path over coalesced packets, one
 # by one or a GRO batch at a time),
-# feeding CRYPTO data to the TLS engine and applying its events, version
-# negotiation and Retry on the client, transport parameter validation
+# feeding CRYPTO data to the TLS engine and applying its events, Version
+# Negotiation and Retry on the client (which version: version_negotiation.py),
+# transport parameter validation
 # (§7.3, §7.4), anti-amplification accounting, timers, and the
 # application's API (aioquic's names: connect, receive_datagram,
 # datagrams_to_send, get_timer, handle_timer, next_event, stream calls).
@@ -68,6 +69,7 @@ from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
+from .stats import QuicConnectionStats
 from .transport_params import QuicTransportParameters
 from .version_negotiation import Verdict, Versions
 
@@ -106,27 +108,6 @@ class QuicConnectionState(IntEnum):
     TERMINATED = 4
 
 
-class QuicConnectionStats:
-    """Counters; dropped datagrams and failed decryptions are never raised."""
-
-    __slots__ = (
-        "datagrams_sent", "datagrams_received", "bytes_sent", "bytes_received", "packets_sent",
-        "packets_received", "packets_dropped", "decryption_failures", "packets_lost", "duplicates",
-        "frames_sent", "frames_received", "path_migrations", "paths_validated", "path_validation_failures",
-        "zero_rtt_packets_sent", "zero_rtt_packets_received", "zero_rtt_rejected", "crypto_resent_early",
-    )
-
-    def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
-        # Control frames by qlog name (STREAM, ACK, PADDING, CRYPTO are not counted).
-        self.frames_sent: dict[str, int] = {}
-        self.frames_received: dict[str, int] = {}
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
 class QuicConnection:
     """A QUIC connection: see the module header."""
 
@@ -136,7 +117,9 @@ class QuicConnection:
         configuration: QuicConfiguration,
         original_destination_connection_id: Optional[bytes] = None,
         retry_source_connection_id: Optional[bytes] = None,
+        address_validated: bool = False,
         session_ticket_handler: Optional[Callable[[Any], None]] = None,
+        token_handler: Optional[Callable[[bytes], None]] = None,
         stateless_reset_key: Optional[bytes] = None,
         entropy: Optional[Callable[[int], bytes]] = None,
     ) -> None:
@@ -147,6 +130,7 @@ class QuicConnection:
         self.is_client = bool(config.is_client)
         self._entropy = config.require_inputs(entropy, "QuicConnection")  # no default: sans-I/O
         self._session_ticket_handler = session_ticket_handler
+        self._token_handler = token_handler  # client: NEW_TOKEN tokens, for this server's next connection
         self._events: deque = deque()
         self._state = QuicConnectionState.FIRSTFLIGHT
         self._stats = QuicConnectionStats()
@@ -176,7 +160,7 @@ class QuicConnection:
         )
         self._retry_source_cid = retry_source_connection_id
         self._retry_received = False
-        self._token = b""
+        self._token = bytes(config.token) if self.is_client else b""  # a NEW_TOKEN one, until a Retry's
         self._peer_initial_scid: Optional[bytes] = None
         self._initial_dcid: Optional[bytes] = None  # server: the DCID of the client's Initials
         self._original_initial_recv: Any = None  # server: the client's version's Initial keys, after a switch
@@ -185,7 +169,7 @@ class QuicConnection:
         self._cid_length = config.connection_id_length
         self._max_ack_ranges = config.max_ack_ranges_received
         self._received_valid = False  # some packet from the peer opened
-        self._address_validated = self.is_client or retry_source_connection_id is not None
+        self._address_validated = self.is_client or retry_source_connection_id is not None or address_validated
         self._bytes_received = 0
         self._bytes_sent = 0
         self._network_path: Any = None
@@ -452,6 +436,14 @@ class QuicConnection:
         if stream is None or stream.send is None:
             return 0
         return stream.send.buffered
+
+    def send_new_token(self, token: bytes) -> None:
+        """Server: give the client a token for its next connection (NEW_TOKEN,
+        RFC 9000 §8.1.3; the endpoint mints them)."""
+        if self.is_client or not self._handshake_complete or not token:
+            raise UsageError("NEW_TOKEN: a server's, after the handshake, and not empty")
+        self._check_open()
+        self._builder.queue_new_token(bytes(token))
 
     def send_ping(self, uid: int) -> None:
         self._check_open()
@@ -963,8 +955,12 @@ class QuicConnection:
         self._on_ack(frame, space, now)
 
     def _on_nothing(self, frame: Any, space: Space, dcid: bytes, now: float) -> None:
-        """PADDING and PING (their effect is the packet's: it gets acknowledged);
-        NEW_TOKEN (tokens for future connections are not used)."""
+        """PADDING and PING (their effect is the packet's: it gets acknowledged)."""
+
+    def _on_new_token(self, frame: NewToken, space: Space, dcid: bytes, now: float) -> None:
+        self._events.append(events.NewTokenReceived(frame.token))  # only a client gets here (§19.7)
+        if self._token_handler is not None:
+            self._token_handler(frame.token)
 
     def _on_crypto_frame(self, frame: Crypto, space: Space, dcid: bytes, now: float) -> None:
         self._on_crypto(frame, space, now)
@@ -1278,6 +1274,7 @@ class QuicConnection:
         if not verify_retry_integrity(self._versions.current, self._original_dcid, bytes(view)):
             return self._ignore()  # RFC 9001 §5.8
         self._retry_received = True
+        self._stats.retries_received += 1
         self._retry_source_cid = header.source_cid
         self._token = header.token
         self._peer_cids.set_initial(header.source_cid)
@@ -1486,7 +1483,7 @@ _FRAME_HANDLERS: dict[type, Callable[..., Optional[bool]]] = {
     Ack: QuicConnection._on_ack_frame,
     Padding: QuicConnection._on_nothing,
     Ping: QuicConnection._on_nothing,
-    NewToken: QuicConnection._on_nothing,
+    NewToken: QuicConnection._on_new_token,
     Crypto: QuicConnection._on_crypto_frame,
     ConnectionClose: QuicConnection._on_close_frame,
     HandshakeDone: QuicConnection._on_handshake_done,

@@ -19,8 +19,10 @@
 #   - address validation (pyquic/address_validation.py: Retry tokens and the
 #     "never" / "always" / "auto" policy): Retry (§8.1.2) when the policy
 #     wants it; a token of ours that is expired or for another address gets
-#     an Initial with CONNECTION_CLOSE(INVALID_TOKEN) (§8.1.3); a token that
-#     is not ours is dropped while Retry is on, ignored while it is off;
+#     an Initial with CONNECTION_CLOSE(INVALID_TOKEN) (§8.1.3); a NEW_TOKEN
+#     token of ours validates the address as a Retry would (one is given to
+#     each client whose handshake completes); any other token is as good as
+#     none (Retry if the policy wants one);
 #   - the caps a flood of Initials meets: connections whose handshake is not
 #     complete (half-open; each also ends at QuicConfiguration.
 #     handshake_timeout) are counted together; a client whose address is
@@ -48,8 +50,10 @@ from tls.key_schedule import hkdf_expand_label, hkdf_extract
 
 from .address_validation import (
     DEFAULT_RETRY_THRESHOLD,
+    NEW_TOKEN_LIFETIME,
     RETRY_AUTO,
     TOKEN_VALID,
+    NewTokens,
     RetryPolicy,
     RetryTokens,
 )
@@ -99,13 +103,17 @@ class QuicEndpoint:
         max_validated_half_open: int = DEFAULT_MAX_VALIDATED_HALF_OPEN,
         retry_threshold: int = DEFAULT_RETRY_THRESHOLD,
         retry_release: Optional[int] = None,
+        new_token_lifetime: float = NEW_TOKEN_LIFETIME,
     ) -> None:
         """`retry`: "never", "always" or "auto" (True and False mean "always"
         and "never"); "auto" sends Retry while `retry_threshold` or more
         connections are half-open (handshake not complete) and stops once
         they fall below `retry_release` (default: half the threshold).
         Half-open caps: `max_half_open` for unvalidated addresses, and up to
-        `max_validated_half_open` more for token-validated ones."""
+        `max_validated_half_open` more for token-validated ones.  Each
+        client gets a NEW_TOKEN token once its handshake completes, good for
+        `new_token_lifetime` seconds (0: none given): with it, its next
+        connection from the same IP address skips Retry (RFC 9000 §8.1.3)."""
         if configuration.is_client:
             raise ValueError("QuicEndpoint serves: give it a server configuration")
         if max_connections < 1 or max_pending_replies < 1 or max_half_open < 1:
@@ -121,8 +129,11 @@ class QuicEndpoint:
         self.reset_key = stateless_reset_key or self._entropy(32)
         self.retry_policy = RetryPolicy(retry, retry_threshold, retry_release)
         self.stateless_reset = stateless_reset
-        self._tokens = RetryTokens(token_key or self._entropy(16), self._entropy)
+        token_key = token_key or self._entropy(16)
+        self._tokens = RetryTokens(token_key, self._entropy)
+        self._new_tokens = NewTokens(token_key, self._entropy, new_token_lifetime) if new_token_lifetime > 0 else None
         self._session_ticket_handler = session_ticket_handler
+        self._last_now = 0.0
         self._routes: dict[bytes, QuicConnection] = {}
         self._cids: dict[QuicConnection, set[bytes]] = {}
         self._accepted: list[QuicConnection] = []
@@ -137,6 +148,8 @@ class QuicEndpoint:
             "version_negotiation": 0,
             "retry": 0,
             "invalid_token": 0,  # ours, but expired or for another address: INVALID_TOKEN sent
+            "new_token_sent": 0,  # NEW_TOKEN frames given to clients whose handshake completed
+            "new_token_accepted": 0,  # Initials whose NEW_TOKEN token validated the address
             "stateless_reset": 0,
             "refused": 0,
             "replies_dropped": 0,
@@ -157,7 +170,7 @@ class QuicEndpoint:
     @property
     def half_open(self) -> int:
         """Connections created whose handshake is not complete yet."""
-        self._prune_half_open()
+        self._prune_half_open(self._last_now)
         return len(self._half_open)
 
     # -- receiving -----------------------------------------------------------------
@@ -181,7 +194,7 @@ class QuicEndpoint:
             if conn is None:
                 return self._new_connection(header, data, addr, now)  # it got the datagram
         conn.receive_datagram(data, addr, now)
-        self._after(conn)
+        self._after(conn, now)
         return conn
 
     def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> list[QuicConnection]:
@@ -211,7 +224,7 @@ class QuicEndpoint:
                 # The whole batch (the usual case) goes without another copy.
                 run = data if start == 0 and stop == size else data[start:stop]
                 conn.receive_datagrams(run, segment_size, addr, now)
-                self._after(conn)
+                self._after(conn, now)
             if conn is not None and (not touched or touched[-1] is not conn):
                 touched.append(conn)
             start = stop
@@ -244,15 +257,19 @@ class QuicEndpoint:
         if len(data) < MIN_INITIAL_DATAGRAM or len(header.destination_cid) < MIN_CLIENT_DCID_LENGTH:
             return self._dropped()  # RFC 9000 §14.1, §7.2
         checked = self._tokens.check(header.token, addr, now) if header.token else None
+        # A NEW_TOKEN token of ours validates the address as a Retry would;
+        # one that does not check out is as good as none (§8.1.3).
+        known = checked is None and header.token and self._new_tokens is not None and \
+            self._new_tokens.valid(header.token, addr, now)
+        if known:
+            self.stats["new_token_accepted"] += 1
         over_cap = False
-        if checked is None:
+        if checked is None and not known:
             # Not validated (no token, or one not ours): the policy and the half-open cap.
             policy = self.retry_policy
             half_open = self._count_half_open(now)
             over_cap = half_open >= self.max_half_open
             if policy.wants_retry(half_open) or (over_cap and policy.allows_retry):
-                if header.token:
-                    return self._dropped()  # RFC 9000 §8.1.3: a token not ours may be ignored
                 # Stateless and smaller than the Initial, so sent without
                 # opening it: under a flood Retry is the cheapest answer.
                 self._send_retry(header, addr, now)
@@ -277,6 +294,8 @@ class QuicEndpoint:
             # Validated, yet still a bound (see the module header); past it no
             # Retry (the client took one already, RFC 9000 §17.2.5.2): refused.
             over_cap = self._count_half_open(now) >= self.max_half_open + self.max_validated_half_open
+        elif known:
+            over_cap = self._count_half_open(now) >= self.max_half_open + self.max_validated_half_open
         if over_cap or len(self._cids) >= self.max_connections or len(self._accepted) >= self.max_connections:
             self._close_stateless(header, initial_secret, addr, ErrorCode.CONNECTION_REFUSED, "server busy")
             self.stats["refused"] += 1
@@ -285,6 +304,7 @@ class QuicEndpoint:
             configuration=config,
             original_destination_connection_id=odcid,
             retry_source_connection_id=retry_scid,
+            address_validated=bool(known),
             stateless_reset_key=self.reset_key,
             session_ticket_handler=self._session_ticket_handler,
             entropy=self._entropy,
@@ -300,7 +320,7 @@ class QuicEndpoint:
             self.stats["half_open_peak"] = len(self._half_open)
         # The keys and the packet were derived and opened above: handed over, not redone.
         conn.receive_first_initial(data, addr, now, (_server_keys(header.version, initial_secret), recv_keys), opened)
-        self._after(conn)
+        self._after(conn, now)
         return conn
 
     def _open_first_initial(self, header: Any, data: bytes) -> Optional[tuple[bytes, PacketKeys, tuple]]:
@@ -349,12 +369,12 @@ class QuicEndpoint:
         if len(self._half_open) >= min(self.max_half_open, self.retry_policy.release):
             if not self._pruned_at <= now < self._pruned_at + PRUNE_INTERVAL:
                 self._pruned_at = now
-                self._prune_half_open()
+                self._prune_half_open(now)
         return len(self._half_open)
 
-    def _prune_half_open(self) -> None:
+    def _prune_half_open(self, now: float) -> None:
         for conn in [c for c in self._half_open if c.handshake_complete or c.state == QuicConnectionState.TERMINATED]:
-            self._after(conn)
+            self._after(conn, now)
 
     def _reply(self, data: bytes, addr: Any) -> None:
         if len(self._replies) >= self.max_pending_replies:
@@ -388,11 +408,16 @@ class QuicEndpoint:
         self._reply(bytes(unpredictable) + token, addr)
         self.stats["stateless_reset"] += 1
 
-    def _after(self, conn: QuicConnection) -> None:
+    def _after(self, conn: QuicConnection, now: float) -> None:
+        self._last_now = now  # the latest time we were given (for half_open, which has none)
         if conn.state == QuicConnectionState.TERMINATED:
             self.forget(conn)
         elif conn.handshake_complete and conn in self._half_open:
             del self._half_open[conn]
+            if self._new_tokens is not None and conn.peer_address is not None:
+                # RFC 9000 §8.1.3: for the client's next connection.
+                conn.send_new_token(self._new_tokens.seal(conn.peer_address, now))
+                self.stats["new_token_sent"] += 1
 
     def forget(self, conn: QuicConnection) -> None:
         """Drop a terminated connection's routes and its place under the caps
@@ -422,14 +447,14 @@ class QuicEndpoint:
         out = self.stateless_datagrams()
         for conn in list(self._cids):
             out.extend(conn.datagrams_to_send(now))
-            self._after(conn)
+            self._after(conn, now)
         return out
 
     def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
         out = [(data, len(data), addr) for data, addr in self.stateless_datagrams()]
         for conn in list(self._cids):
             out.extend(conn.datagram_batches_to_send(now))
-            self._after(conn)
+            self._after(conn, now)
         return out
 
     def get_timer(self) -> Optional[float]:
@@ -441,7 +466,7 @@ class QuicEndpoint:
             timer = conn.get_timer()
             if timer is not None and timer <= now:
                 conn.handle_timer(now)
-            self._after(conn)
+            self._after(conn, now)
 
 
 def _server_keys(version: int, initial_secret: bytes) -> PacketKeys:

@@ -92,6 +92,14 @@ class DatagramFrameReceived(QuicEvent):
 
 
 @dataclass(slots=True)
+class NewTokenReceived(QuicEvent):
+    """Client: the server's token for a future connection to it (RFC 9000
+    §8.1.3); give it back as QuicConfiguration.token next time."""
+
+    token: bytes
+
+
+@dataclass(slots=True)
 class ConnectionTerminated(QuicEvent):
     """The connection is over.  error_code is a transport code (frame_type set,
     possibly 0) or, when frame_type is None, an application code."""

@@ -39,6 +39,7 @@ from .frames import (
     Datagram,
     FrameType,
     NewConnectionId,
+    NewToken,
     PathChallenge,
     PathResponse,
     RetireConnectionId,
@@ -47,7 +48,9 @@ from .frames import (
 )
 from .packet import PacketType, encode_long_header, packet_number_length
 from .recovery import PacketNumberSpace, SentPacket
-from .sent_records import K_ACK, K_CRYPTO, K_HANDSHAKE_DONE, K_NEW_CID, K_PING, K_RETIRE_CID, K_STREAM, K_STREAM_CTRL, SentRecords
+from .sent_records import (
+    K_ACK, K_CRYPTO, K_HANDSHAKE_DONE, K_NEW_CID, K_PING, K_RESEND, K_RETIRE_CID, K_STREAM, K_STREAM_CTRL, SentRecords,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .spaces import KeyPhases
@@ -159,6 +162,10 @@ class PacketBuilder(SentRecords):
 
     def queue_handshake_done(self) -> None:
         self.handshake_done_pending = True
+
+    def queue_new_token(self, token: bytes) -> None:
+        """Server, with 1-RTT keys: a NEW_TOKEN frame, sent again if lost."""
+        self.ctrl.append(NewToken(token))
 
     def request_ack_eliciting(self) -> None:
         self.ping_eliciting_needed = True
@@ -559,6 +566,8 @@ class PacketBuilder(SentRecords):
                 records.append((K_RETIRE_CID, frame.sequence_number))
             elif kind is PathChallenge:
                 self.pad_packet = True  # RFC 9000 §8.2.1: the datagram is expanded
+            elif kind is NewToken:
+                records.append((K_RESEND, frame))
             elif kind is not PathResponse:  # responses and challenges are not retransmitted (§8.2)
                 records.append((K_STREAM_CTRL, frame))
             wrote = True

@@ -21,6 +21,7 @@ K_HANDSHAKE_DONE = 4  # (K_HANDSHAKE_DONE,)
 K_NEW_CID = 5  # (K_NEW_CID, frame)
 K_RETIRE_CID = 6  # (K_RETIRE_CID, sequence)
 K_PING = 7  # (K_PING, uid or None)
+K_RESEND = 8  # (K_RESEND, frame): sent again as it was (NEW_TOKEN)
 
 
 class SentRecords:
@@ -32,6 +33,7 @@ class SentRecords:
     peer_cids: object
     pings: list
     handshake_done_pending: bool
+    ctrl: list
 
     def on_packets_acked(self, packets: list) -> None:
         """The records of newly acknowledged packets (in packet number order).
@@ -102,6 +104,8 @@ class SentRecords:
             elif kind == K_PING:
                 if record[1] is not None:
                     self.pings.append(record[1])
+            elif kind == K_RESEND:
+                self.ctrl.append(record[1])
 
     def requeue_for_probe(self, packet: SentPacket) -> None:
         """A PTO probe resends this outstanding packet's retransmittable content
@@ -120,6 +124,7 @@ class SentRecords:
 
 
 __all__ = [
-    "K_ACK", "K_CRYPTO", "K_HANDSHAKE_DONE", "K_NEW_CID", "K_PING", "K_RETIRE_CID", "K_STREAM", "K_STREAM_CTRL",
+    "K_ACK", "K_CRYPTO", "K_HANDSHAKE_DONE", "K_NEW_CID", "K_PING", "K_RESEND", "K_RETIRE_CID", "K_STREAM",
+    "K_STREAM_CTRL",
     "SentRecords",
 ]

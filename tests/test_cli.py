@@ -206,6 +206,24 @@ def test_head_and_method_not_allowed(pki, server):
     assert post.returncode == 1 and re.search(r"^405 POST ", err(post), re.M)
 
 
+def test_resume_keeps_the_servers_token_and_skips_its_retry(pki, site, tmp_path):
+    # A server that validates every address (--retry always) gives a NEW_TOKEN
+    # token; --resume keeps it beside the ticket, and the next run skips the Retry.
+    srv = Server("--root", str(site), "--host", "::", "--port", "0", "--retry", "always",
+                 "--cert", str(pki["server_chain"]), "--key", str(pki["server_key"]))
+    try:
+        tickets = tmp_path / "tickets.json"
+        first = client(url(srv, "/hello.txt"), "--resume", str(tickets), *trusted(pki))
+        assert first.returncode == 0 and "after a Retry" in err(first), err(first)
+        assert json.loads(tickets.read_text())["tokens"][f"localhost:{srv.port}"]
+        second = client(url(srv, "/hello.txt"), "--resume", str(tickets), *trusted(pki))
+        assert second.returncode == 0 and "resumed" in err(second), err(second)
+        assert "after a Retry" not in err(second)
+    finally:
+        code, error = srv.stop()
+        assert code == 0, error
+
+
 def test_resume_then_0rtt(pki, site, server, tmp_path):
     tickets = tmp_path / "tickets.json"
     first = client(url(server, "/hello.txt"), "--resume", str(tickets), *trusted(pki))

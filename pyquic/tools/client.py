@@ -216,13 +216,16 @@ def ticket_from_json(data: dict) -> Any:
 
 
 class TicketFile:
-    """--resume FILE: {"version": 1, "tickets": {authority: ticket}}.  A
-    ticket is used once (RFC 8446 §C.4), so using one removes it; the newest
-    one received replaces it."""
+    """--resume FILE: {"version": 1, "tickets": {authority: ticket}, "tokens":
+    {authority: hex}}.  A ticket is used once (RFC 8446 §C.4), so using one
+    removes it; the newest one received replaces it.  A token (NEW_TOKEN,
+    RFC 9000 §8.1.3) lets the next connection skip the server's Retry; it too
+    is replaced by the newest."""
 
     def __init__(self, path: Optional[str]) -> None:
         self.path = Path(path) if path else None
         self.tickets: dict[str, dict] = {}
+        self.tokens: dict[str, str] = {}
         self.problem: Optional[str] = None
         if self.path is not None and self.path.exists():
             try:
@@ -230,6 +233,7 @@ class TicketFile:
                 if data.get("version") != TICKET_FILE_VERSION:
                     raise ValueError("unknown version")
                 self.tickets = dict(data["tickets"])
+                self.tokens = {str(k): str(v) for k, v in dict(data.get("tokens", {})).items()}
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.problem = f"--resume {self.path}: unreadable ({exc}); starting without a ticket"
 
@@ -246,11 +250,18 @@ class TicketFile:
     def put(self, authority: str, ticket: Any) -> None:
         self.tickets[authority] = ticket_to_json(ticket)
 
+    def token(self, authority: str) -> bytes:
+        try:
+            return bytes.fromhex(self.tokens.get(authority, ""))
+        except ValueError:
+            return b""
+
     def save(self) -> None:
         if self.path is None:
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": TICKET_FILE_VERSION, "tickets": self.tickets}, indent=1))
+        tmp.write_text(json.dumps({"version": TICKET_FILE_VERSION, "tickets": self.tickets, "tokens": self.tokens},
+                                  indent=1))
         os.chmod(tmp, 0o600)  # a ticket's PSK resumes the session: keep it private
         os.replace(tmp, self.path)
 
@@ -354,6 +365,7 @@ class Connection:
         self.tickets = tickets
         self.authority = requests[0].authority
         self.received_tickets: list = []
+        self.received_tokens: list = []
         self.handshake: Any = None  # the HandshakeCompleted event
         self.protocol: Any = None
         self.early = False  # requests go before the handshake completes (0-RTT)
@@ -372,6 +384,7 @@ class Connection:
     def configuration(self) -> QuicConfiguration:
         config = make_configuration(self.args, self.host)
         if self.tickets.path is not None:
+            config.token = self.tickets.token(self.authority)
             ticket = self.tickets.take(self.authority, time.time())
             if ticket is not None:
                 config.session_ticket = ticket
@@ -417,8 +430,9 @@ class Connection:
         else:
             zero = "no 0-RTT"
         group = _enum_name(Group, negotiated.group) if negotiated.group is not None else "psk_ke"
+        retry = ", after a Retry" if quic.stats.retries_received else ""
         return (f"{self.authority}: connected, ALPN {event.alpn_protocol}, {version}, "
-                f"{_enum_name(CipherSuite, negotiated.cipher_suite, 'TLS_')}, {group}, {resumed}, {zero}")
+                f"{_enum_name(CipherSuite, negotiated.cipher_suite, 'TLS_')}, {group}, {resumed}, {zero}{retry}")
 
     async def wait_connected(self) -> None:
         async with asyncio.timeout(self.args.timeout):
@@ -438,7 +452,7 @@ class Connection:
     async def run(self) -> None:
         config = self.configuration()
         kwargs = dict(configuration=config, wait_connected=False,
-                      session_ticket_handler=self.received_tickets.append)
+                      session_ticket_handler=self.received_tickets.append, token_handler=self.received_tokens.append)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 # wait_connected=False: the protocol comes back before any
@@ -465,6 +479,8 @@ class Connection:
                 if req.error is None and not req.ok:
                     req.error = self.failure
             self.warn(f"error: {self.authority}: {self.failure}")
+        if self.received_tokens:
+            self.tickets.tokens[self.authority] = self.received_tokens[-1].hex()
         if self.received_tickets:
             self.tickets.put(self.authority, self.received_tickets[-1])
         elif self.tickets.path is not None and self.failure is None:
