@@ -29,8 +29,7 @@
 #   handshakecorruption  serve                     one connection per URL, in turn
 #   transfercorruption   serve                     transfer
 #   ipv6                 serve                     transfer
-#   v2                   aioquic: prefer v2        aioquic: v1 Initial offering v2
-#                        qh3: 127                  qh3: 127 (no compatible VN)
+#   v2                   prefer v2                 v1 Initial offering v2 (both libraries)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
 #   connectionmigration  127 (no preferred addr)   127 (no migration to it)
@@ -60,7 +59,7 @@ case "$TESTCASE" in
   http3) alpn=h3 ;;
   keyupdate) [ "$ROLE" = client ] && args+=(--key-update) ;;
   multiconnect|handshakeloss|handshakecorruption) args+=(--mode each) ;;
-  v2) if [ "$IMPL" = aioquic ]; then args+=(--v2); else echo "$IMPL: $TESTCASE unsupported"; exit 127; fi ;;
+  v2) args+=(--v2) ;;
   *) echo "$IMPL: test case '$TESTCASE' unsupported"; exit 127 ;;
 esac
 

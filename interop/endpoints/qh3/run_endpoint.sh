@@ -4,11 +4,10 @@
 # this file owns only the choice of qh3.
 #
 # Support (S = server, C = client): as aioquic's table, except
-#   v2                   127 (qh3 does no compatible version negotiation)
 #   connectionmigration  127 (neither role)
 #   ecn                  127 (no ECN marks or counts)
 # i.e. handshake transfer longrtt chacha20 multiplexing retry resumption zerortt
-# http3 blackhole keyupdate amplificationlimit handshakeloss (multiconnect) transferloss
+# http3 blackhole keyupdate amplificationlimit handshakeloss (multiconnect) transferloss v2
 # handshakecorruption transfercorruption ipv6 rebind-port rebind-addr goodput
 # crosstraffic: supported in both roles.
 IMPL=qh3 exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../aioquic/run_endpoint.sh" "$@"
