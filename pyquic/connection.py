@@ -4,12 +4,13 @@
 #   goes into datagrams, sent-packet records), recovery.py (loss detection,
 #   congestion), ack.py (ACK generation), streams.py (streams, flow
 #   control), connection_ids.py (CIDs, reset tokens), paths.py (the peer's
-#   address: validation, migration), zero_rtt.py (0-RTT keys and rules;
+#   address: validation, migration), liveness.py (idle and handshake
+#   timeouts), zero_rtt.py (0-RTT keys and rules;
 #   these two decide and return actions, which this module applies),
 #   transport_params.py, packet.py / frames.py (codecs), tls/ (the
 #   handshake), qlog.py.
 # It owns: the connection's life cycle (handshake, confirmation, key
-# discarding, closing, draining, idle timeout), receiving datagrams (the
+# discarding, closing, draining, timing out), receiving datagrams (the
 # short-header fast path and the general path over coalesced packets, one
 # by one or a GRO batch at a time),
 # feeding CRYPTO data to the TLS engine and applying its events, Version
@@ -69,6 +70,7 @@ from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
+from .liveness import Liveness
 from .stats import QuicConnectionStats
 from .transport_params import QuicTransportParameters
 from .version_negotiation import Verdict, Versions
@@ -190,11 +192,7 @@ class QuicConnection:
         self._close_at: Optional[float] = None
         self._close_replies = 0
         self._close_reply_threshold = 1
-        self._idle_timeout = config.idle_timeout
-        self._last_activity: Optional[float] = None
-        self._idle_restart_on_send = True
-        self._handshake_started: Optional[float] = None  # the handshake's whole time counts from here,
-        self._last_received = 0.0  # and config.handshake_timeout from here: the last packet that opened
+        self._liveness = Liveness(config.idle_timeout, config.handshake_timeout)
         self._pacing_at: Optional[float] = None
         self._undecryptable: list = []
         self._streams = StreamManager(
@@ -384,7 +382,7 @@ class QuicConnection:
         if self._network_path is not None:
             raise UsageError("connect() was already called")
         self._network_path = addr
-        self._last_activity = self._handshake_started = self._last_received = now
+        self._liveness.start(now)
         self._start_client(now)
 
     def _start_client(self, now: float) -> None:
@@ -584,10 +582,7 @@ class QuicConnection:
             self._qlog.packet_sent(now, space, pn, size, records, zero_rtt=zero_rtt)
 
     def _on_eliciting_sent(self, now: float) -> None:
-        if self._idle_restart_on_send:
-            # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the idle timer.
-            self._last_activity = now
-            self._idle_restart_on_send = False
+        self._liveness.on_eliciting_sent(now)
 
     def _on_handshake_sent(self, now: float) -> None:
         if self.is_client and not self._spaces[INITIAL].discarded:
@@ -646,7 +641,7 @@ class QuicConnection:
         self._bytes_received += size
         if self._network_path is None:
             self._network_path = addr
-            self._last_activity = self._handshake_started = self._last_received = now
+            self._liveness.start(now)
         self._new_address = None if addr == self._network_path else addr
         if self._state == QuicConnectionState.CLOSING:
             self._reply_while_closing()
@@ -914,8 +909,7 @@ class QuicConnection:
             return True
         self._stats.packets_received += 1
         self._received_valid = True
-        self._last_activity = self._last_received = now
-        self._idle_restart_on_send = True
+        self._liveness.on_received(now)
         if self._state == QuicConnectionState.FIRSTFLIGHT:
             self._state = QuicConnectionState.CONNECTED
         if self._qlog is not None:
@@ -1198,9 +1192,7 @@ class QuicConnection:
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
         self._loss.max_ack_delay = params.max_ack_delay / 1000
         if params.max_idle_timeout:
-            peer = params.max_idle_timeout / 1000
-            # RFC 9000 §10.1: the effective timeout is the smaller advertised one.
-            self._idle_timeout = min(self._idle_timeout, peer) if self._idle_timeout else peer
+            self._liveness.on_peer_idle_timeout(params.max_idle_timeout / 1000)
         self._mds = min(self._mds, params.max_udp_payload_size)
         self._local_cids.limit = min(params.active_connection_id_limit, 8)
         if self._stats.zero_rtt_rejected:
@@ -1306,11 +1298,9 @@ class QuicConnection:
         if state >= QuicConnectionState.CLOSING:
             return self._close_at
         timers = []
-        if self._last_activity is not None and self._idle_timeout:
-            timers.append(self._idle_deadline())
-        handshake_deadline = self._handshake_deadline()
-        if handshake_deadline is not None:
-            timers.append(handshake_deadline)
+        deadline = self._liveness.deadline(self._loss.probe_timeout(), self._handshake_confirmed)
+        if deadline is not None:
+            timers.append(deadline)
         blocked = self._is_amplification_blocked()
         loss_timer = self._loss.get_loss_detection_timer(amplification_blocked=blocked)
         if loss_timer is not None:
@@ -1330,23 +1320,6 @@ class QuicConnection:
         if path_timer is not None:
             timers.append(path_timer)
         return min(timers) if timers else None
-
-    def _idle_deadline(self) -> float:
-        # RFC 9000 §10.1: at least three times the current PTO.
-        return self._last_activity + max(self._idle_timeout, 3 * self._loss.probe_timeout())
-
-    def _handshake_deadline(self) -> Optional[float]:
-        # Until confirmation: config.handshake_timeout (or the idle timeout, if shorter) without
-        # a packet from the peer that opens (a peer whose probes get through under heavy loss
-        # keeps its handshake), and in all never longer than the longer of the two.
-        # (A client counts to confirmation, not completion: a server that dropped its half-open
-        # connection never sends HANDSHAKE_DONE, and the idle timeout may be long.)
-        timeout = self._configuration.handshake_timeout
-        if timeout is None or self._handshake_confirmed or self._handshake_started is None:
-            return None
-        idle = self._idle_timeout
-        gap = min(timeout, idle) if idle else timeout
-        return min(self._last_received + gap, self._handshake_started + max(timeout, idle))
 
     def _is_amplification_blocked(self) -> bool:
         return not self._address_validated and 3 * self._bytes_received - self._bytes_sent < 64
@@ -1371,15 +1344,10 @@ class QuicConnection:
             if self._close_at is not None and now >= self._close_at:
                 self._terminate(now)
             return
-        if self._last_activity is not None and self._idle_timeout and now >= self._idle_deadline():
-            # RFC 9000 §10.1: silently closed.
-            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Idle timeout")
-            self._terminate(now)
-            return
-        handshake_deadline = self._handshake_deadline()
-        if handshake_deadline is not None and now >= handshake_deadline:
-            # Silently too: a half-open peer may be a spoofed address (see config.handshake_timeout).
-            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Handshake timeout")
+        why = self._liveness.expired(now, self._loss.probe_timeout(), self._handshake_confirmed)
+        if why is not None:
+            # RFC 9000 §10.1: silently closed (a half-open peer may be a spoofed address, too).
+            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, why)
             self._terminate(now)
             return
         kp = self._one_rtt
