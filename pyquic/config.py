@@ -55,6 +55,7 @@ class QuicConfiguration:
     supported_versions: list[int] = field(default_factory=lambda: [QUIC_V1, QUIC_V2])
     original_version: Optional[int] = None  # client: the version of the first Initial
     # -- transport
+    ecn: bool = True  # mark datagrams ECT(0) and report the peer's marks (RFC 9000 §13.4), where the socket can
     idle_timeout: float = 60.0  # seconds (max_idle_timeout)
     # A handshake not yet confirmed ends silently, like an idle timeout, when
     # this many seconds (or the idle timeout, if shorter) pass without a

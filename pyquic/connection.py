@@ -70,6 +70,7 @@ from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathValidator
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
+from .ack import ECN_ECT0
 from .liveness import Liveness
 from .stats import QuicConnectionStats
 from .transport_params import QuicTransportParameters
@@ -168,6 +169,7 @@ class QuicConnection:
         self._original_initial_recv: Any = None  # server: the client's version's Initial keys, after a switch
         self._first_initial: Optional[tuple] = None  # server: what receive_first_initial was handed
         self._datagram_size = 0
+        self._ecn_in = 0  # the ECN codepoint of the datagram being processed
         self._cid_length = config.connection_id_length
         self._max_ack_ranges = config.max_ack_ranges_received
         self._received_valid = False  # some packet from the peer opened
@@ -284,6 +286,12 @@ class QuicConnection:
     @property
     def _path_responses(self) -> list:  # PATH_RESPONSEs not yet sent (tests/test_quic_migration.py looks)
         return self._builder.path_responses
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """What the socket should mark the datagrams of datagrams_to_send() with:
+        ECT(0) while ECN is on and the path has not failed validation (RFC 9000 §13.4.2)."""
+        return ECN_ECT0 if self._configuration.ecn and not self._loss.ecn_failed else 0
 
     @property
     def key_phase(self) -> int:
@@ -555,6 +563,7 @@ class QuicConnection:
         return SendFacts(
             self._one_rtt, self._versions.current, self._token, self._address_validated,
             3 * self._bytes_received - self._bytes_sent, self._mds, self._closing, self._streams_ready, self._qlog,
+            self.ecn_codepoint == ECN_ECT0,
         )
 
     def _can_send_eliciting(self, now: float) -> bool:
@@ -594,28 +603,32 @@ class QuicConnection:
 
     # ------------------------------------------------------------------
     # receiving
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
-        """Process one UDP datagram from `addr`."""
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
+        """Process one UDP datagram from `addr`; `ecn` is the ECN codepoint
+        its IP header carried (0-3, RFC 3168), where the socket can tell."""
         if self._state < QuicConnectionState.DRAINING:
+            self._ecn_in = ecn
             self._guarded_receive(data, addr, now)
 
-    def receive_first_initial(self, data: bytes, addr: Any, now: float, keys: tuple, opened: tuple) -> None:
+    def receive_first_initial(self, data: bytes, addr: Any, now: float, keys: tuple, opened: tuple,
+                              ecn: int = 0) -> None:
         """Server, from QuicEndpoint: the first datagram, whose first packet (an
         Initial) the endpoint opened already: `keys` are the (send, receive)
         Initial keys of its DCID, `opened` that packet's (plain header,
         payload, packet number); neither is derived nor opened again."""
         self._first_initial = (keys, opened)
         try:
-            self.receive_datagram(data, addr, now)
+            self.receive_datagram(data, addr, now, ecn)
         finally:
             self._first_initial = None  # only ever for that packet
 
-    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> None:
+    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float, ecn: int = 0) -> None:
         """Process the datagrams of one GRO batch from `addr`: `data` holds
         them back to back, `segment_size` bytes each (the last may be
         shorter).  The same as receive_datagram on each, in one call."""
         if segment_size <= 0:
             raise UsageError("segment_size must be positive")
+        self._ecn_in = ecn  # one codepoint for the batch: GRO merges only equal ones
         for start in range(0, len(data), segment_size):
             if self._state >= QuicConnectionState.DRAINING:
                 return
@@ -904,7 +917,7 @@ class QuicConnection:
         parsed = parse_frames(payload, ptype, from_server=self.is_client, max_ack_ranges=self._max_ack_ranges)
         # RFC 9000 §12.3: duplicates (after opening) are dropped; recording the
         # packet before its frames run changes nothing if they close the connection.
-        if not space.ack.on_packet_received(pn, ack_eliciting=parsed.ack_eliciting, now=now):
+        if not space.ack.on_packet_received(pn, ack_eliciting=parsed.ack_eliciting, now=now, ecn=self._ecn_in):
             self._stats.duplicates += 1
             return True
         self._stats.packets_received += 1

@@ -174,8 +174,9 @@ class QuicEndpoint:
         return len(self._half_open)
 
     # -- receiving -----------------------------------------------------------------
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Optional[QuicConnection]:
-        """Route one datagram; returns the connection it went to (None: answered or dropped)."""
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Optional[QuicConnection]:
+        """Route one datagram; returns the connection it went to (None: answered
+        or dropped).  `ecn`: the ECN codepoint of its IP header (0-3)."""
         if not data:
             return self._dropped()
         cid_length = self.configuration.connection_id_length
@@ -192,12 +193,13 @@ class QuicEndpoint:
                 return self._dropped()
             conn = self._routes.get(header.destination_cid)
             if conn is None:
-                return self._new_connection(header, data, addr, now)  # it got the datagram
-        conn.receive_datagram(data, addr, now)
+                return self._new_connection(header, data, addr, now, ecn)  # it got the datagram
+        conn.receive_datagram(data, addr, now, ecn)
         self._after(conn, now)
         return conn
 
-    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float) -> list[QuicConnection]:
+    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float,
+                          ecn: int = 0) -> list[QuicConnection]:
         """Route the datagrams of one GRO batch from `addr` (back to back,
         `segment_size` bytes each, the last may be shorter).  A run of
         short-header datagrams for one connection goes to it in one call.
@@ -216,14 +218,14 @@ class QuicEndpoint:
                 dcid = data[start + 1 : start + 1 + cid_length]
                 conn = routes.get(dcid)
             if conn is None:
-                conn = self.receive_datagram(data[start:stop], addr, now)
+                conn = self.receive_datagram(data[start:stop], addr, now, ecn)
             else:
                 # Extend the run over the following datagrams for the same CID.
                 while stop < size and not data[stop] & 0x80 and data[stop + 1 : stop + 1 + cid_length] == dcid:
                     stop = min(stop + segment_size, size)
                 # The whole batch (the usual case) goes without another copy.
                 run = data if start == 0 and stop == size else data[start:stop]
-                conn.receive_datagrams(run, segment_size, addr, now)
+                conn.receive_datagrams(run, segment_size, addr, now, ecn)
                 self._after(conn, now)
             if conn is not None and (not touched or touched[-1] is not conn):
                 touched.append(conn)
@@ -234,7 +236,7 @@ class QuicEndpoint:
         self.stats["datagrams_dropped"] += 1
         return None
 
-    def _new_connection(self, header: Any, data: bytes, addr: Any, now: float) -> Optional[QuicConnection]:
+    def _new_connection(self, header: Any, data: bytes, addr: Any, now: float, ecn: int) -> Optional[QuicConnection]:
         config = self.configuration
         if header.packet_type is PacketType.VERSION_NEGOTIATION:
             return self._dropped()
@@ -319,7 +321,8 @@ class QuicEndpoint:
         if len(self._half_open) > self.stats["half_open_peak"]:
             self.stats["half_open_peak"] = len(self._half_open)
         # The keys and the packet were derived and opened above: handed over, not redone.
-        conn.receive_first_initial(data, addr, now, (_server_keys(header.version, initial_secret), recv_keys), opened)
+        conn.receive_first_initial(data, addr, now, (_server_keys(header.version, initial_secret), recv_keys), opened,
+                                   ecn)
         self._after(conn, now)
         return conn
 

@@ -87,11 +87,12 @@ _PING_BYTE = bytes((FrameType.PING,))
 class SendFacts:
     """What the builder reads from the connection for one build (read-only)."""
 
-    __slots__ = ("one_rtt", "version", "token", "validated", "budget", "mds", "closing", "streams_ready", "qlog")
+    __slots__ = ("one_rtt", "version", "token", "validated", "budget", "mds", "closing", "streams_ready", "qlog",
+                 "ecn")
 
     def __init__(
         self, one_rtt: Optional["KeyPhases"], version: int, token: bytes, validated: bool, budget: int,
-        mds: int, closing: bool, streams_ready: bool, qlog,
+        mds: int, closing: bool, streams_ready: bool, qlog, ecn: bool = False,
     ) -> None:
         self.one_rtt = one_rtt
         self.version = version
@@ -102,6 +103,7 @@ class SendFacts:
         self.closing = closing
         self.streams_ready = streams_ready
         self.qlog = qlog
+        self.ecn = ecn  # the datagrams go out ECT(0)-marked (RFC 9000 §13.4)
 
 
 class PacketBuilder(SentRecords):
@@ -398,7 +400,7 @@ class PacketBuilder(SentRecords):
             chunks.append(packet)
             space.next_pn = pn + 1
             in_flight = eliciting or (padded and i == len(plans) - 1)
-            loss.on_packet_sent(SentPacket(sid, pn, now, len(packet), eliciting, in_flight, records))
+            loss.on_packet_sent(SentPacket(sid, pn, now, len(packet), eliciting, in_flight, records, f.ecn))
             self.on_packet_sent(sid, pn, len(packet), eliciting, records, now)
         datagram = b"".join(chunks)
         self.bytes_sent += len(datagram)
@@ -600,6 +602,7 @@ class PacketBuilder(SentRecords):
         # not refill while `now` stands still).
         paced = paced_start = pacer.burst_size(now) if pacing else 1 << 30
         qlog = f.qlog
+        ecn = f.ecn
         protection = kp.send.protection
         phase = kp.send_phase
         batch: list = []
@@ -707,7 +710,7 @@ class PacketBuilder(SentRecords):
             header = header_start + (pn & pn_mask).to_bytes(pn_len, "big")
             space.next_pn = pn + 1
             kp.sent_with_key += 1
-            on_packet_sent(SentPacket(APPLICATION, pn, now, size, eliciting, eliciting or padded, records))
+            on_packet_sent(SentPacket(APPLICATION, pn, now, size, eliciting, eliciting or padded, records, ecn))
             if eliciting:
                 paced -= 1
             stats.packets_sent += 1

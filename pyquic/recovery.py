@@ -32,6 +32,7 @@ from .pacing import Pacer
 K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
 K_INITIAL_RTT = 0.333  # §6.2.2: 333 ms, a 1-second initial PTO
+ECN_TESTING_LOSSES = 10  # ECT(0) packets lost, none acknowledged: the path drops marked packets
 K_PERSISTENT_CONGESTION_THRESHOLD = 3  # §7.6.1
 # §6.2.4: an endpoint may send up to two full-sized datagrams on a PTO.
 PTO_PROBE_PACKETS = 2
@@ -235,6 +236,8 @@ class LossRecovery:
         self.has_handshake_keys = False
         self.pto_count = 0
         self.ecn_failed = False
+        self.ecn_marked_acked = 0  # ECT(0) packets acknowledged with counts that add up
+        self.ecn_marked_lost = 0  # ... lost before any was (§13.4.2.1)
         self._spaces = [_SpaceState() for _ in PacketNumberSpace]
         # When the RFC's SetLossDetectionTimer would last have run: the
         # anti-deadlock PTO counts from there (§A.8 "now() + duration").
@@ -544,6 +547,12 @@ class LossRecovery:
         establishes persistent congestion (and the window collapsed)."""
         if not lost:
             return False
+        if not self.ecn_failed and not self.ecn_marked_acked:
+            # RFC 9000 §13.4.2.1: marked packets that all vanish suggest a path
+            # that drops ECT: stop marking rather than lose every packet.
+            self.ecn_marked_lost += sum(1 for p in lost if p.ecn)
+            if self.ecn_marked_lost >= ECN_TESTING_LOSSES:
+                self.ecn_failed = True
         self.cc.on_packets_lost(lost, now)
         if self._in_persistent_congestion(lost):
             self.cc.on_persistent_congestion(now)
@@ -607,6 +616,7 @@ class LossRecovery:
             self.ecn_failed = True  # marks were bleached on the way
             return False
         state.ecn_counts = (ect0, ect1, ce)
+        self.ecn_marked_acked += marked
         if ce > prev_ce:
             # §7.1: a CE increase is a congestion event, keyed on the send
             # time of the largest newly acknowledged packet.

@@ -55,9 +55,9 @@ def tap(pair, wire: PcapWriter, client: tuple, server: tuple, base: float = 1_70
     wire, with the given addresses and its simulated clock (from base)."""
     transmit = pair._transmit
 
-    def capture(who, link, data, addr=None):
+    def capture(who, link, data, addr=None, codepoint=0):
         src, dst = (client, server) if who == "client" else (server, client)
         wire.udp(base + pair.now, src, dst, data)
-        transmit(who, link, data, addr)
+        transmit(who, link, data, addr, codepoint)
 
     pair._transmit = capture

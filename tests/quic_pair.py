@@ -70,6 +70,9 @@ class Link:
     reorder_delay: float = 0.02
     duplicate: float = 0.0
     drop_if: Optional[Callable[[bytes], bool]] = None  # lose datagrams this says yes to
+    # The ECN codepoint a datagram arrives with, from the one it was sent with
+    # (None: the path carries no marks, every datagram arrives not-ECT).
+    ecn: Optional[Callable[[int], int]] = None
     sent: int = 0
     dropped: int = 0
 
@@ -135,12 +138,14 @@ class Pair:
         put it on the links."""
         for who, conn, link in self._endpoints():
             if everyone or who in self._dirty:
-                for data, addr in conn.datagrams_to_send(now=self.now):
-                    self._transmit(who, link, data, addr)
+                datagrams = conn.datagrams_to_send(now=self.now)
+                codepoint = getattr(conn, "ecn_codepoint", 0)
+                for data, addr in datagrams:
+                    self._transmit(who, link, data, addr, codepoint)
                 self._timers[who] = conn.get_timer()
         self._dirty.clear()
 
-    def _transmit(self, who: str, link: Link, data: bytes, addr: Any = None) -> None:
+    def _transmit(self, who: str, link: Link, data: bytes, addr: Any = None, codepoint: int = 0) -> None:
         if who == "server" and addr is not None and addr != self.client_addr:
             # The client no longer has that address (a NAT rebinding moved it).
             self.misrouted += 1
@@ -168,9 +173,11 @@ class Pair:
                 delay += self.rng.random() * link.reorder_delay
             self._seq += 1
             dst = "server" if who == "client" else "client"
-            heapq.heappush(self._queue, (self.now + delay, self._seq, dst, data, self.client_addr))
+            ecn = link.ecn(codepoint) if link.ecn is not None else 0
+            heapq.heappush(self._queue, (self.now + delay, self._seq, dst, data, self.client_addr, ecn))
 
-    def _deliver(self, dst: str, data: bytes, client_addr: Any = CLIENT_ADDR) -> None:
+    def _deliver(self, dst: str, data: bytes, client_addr: Any = CLIENT_ADDR, ecn: int = 0) -> None:
+        marks = {"ecn": ecn} if ecn else {}  # aioquic's connection (some tests drive it) takes none
         if dst == "server":
             if self.server is None:
                 packets, _ = split_datagram(data, 8)
@@ -178,10 +185,10 @@ class Pair:
                     return
                 self.server = self._server_factory(packets[0][0].destination_cid)
             self.log.append((self.now, "server", "received", len(data)))
-            self.server.receive_datagram(data, client_addr, now=self.now)
+            self.server.receive_datagram(data, client_addr, now=self.now, **marks)
         else:
             self.log.append((self.now, "client", "received", len(data)))
-            self.client.receive_datagram(data, SERVER_ADDR, now=self.now)
+            self.client.receive_datagram(data, SERVER_ADDR, now=self.now, **marks)
         self._dirty.add(dst)
         self._collect_events()
 
@@ -216,8 +223,8 @@ class Pair:
             return False
         self.now = max(self.now, t)
         while self._queue and self._queue[0][0] <= self.now:
-            _, _, dst, data, client_addr = heapq.heappop(self._queue)
-            self._deliver(dst, data, client_addr)
+            _, _, dst, data, client_addr, ecn = heapq.heappop(self._queue)
+            self._deliver(dst, data, client_addr, ecn)
         for who, conn, _ in self._endpoints():
             timer = conn.get_timer()
             if timer is not None and timer <= self.now:
@@ -284,8 +291,8 @@ class EndpointServer:
         conns = self.endpoint.connections
         return conns[0] if conns else None
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
-        self.endpoint.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
+        self.endpoint.receive_datagram(data, addr, now, ecn)
 
     def datagrams_to_send(self, now: float) -> list:
         return self.endpoint.datagrams_to_send(now)

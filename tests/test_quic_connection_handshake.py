@@ -435,7 +435,7 @@ class AioquicWrapper:
     def connect(self, addr, now):
         self.conn.connect(addr, now=now)
 
-    def receive_datagram(self, data, addr, now):
+    def receive_datagram(self, data, addr, now, ecn=0):  # aioquic's connection takes no ECN codepoint
         self.conn.receive_datagram(data, addr, now=now)
 
     def datagrams_to_send(self, now):

@@ -149,10 +149,10 @@ def test_a_handshake_probe_also_probes_in_1rtt_so_the_handshake_gets_confirmed()
     kinds = []
     transmit = pair._transmit
 
-    def record(who, link, data, addr=None):
+    def record(who, link, data, addr=None, codepoint=0):
         if who == "client":
             kinds.append((round(pair.now - start, 3), [h.packet_type for h, _ in split_datagram(data, 8)[0]]))
-        transmit(who, link, data, addr)
+        transmit(who, link, data, addr, codepoint)
 
     pair._transmit = record
     assert pair.drive_until(lambda: pair.client.handshake_confirmed, duration=10)

@@ -258,10 +258,10 @@ def test_the_server_drops_its_0rtt_keys_three_ptos_after_confirmation():
     sent = []
     transmit = pair._transmit
 
-    def capture(who, link, data, addr=None):
+    def capture(who, link, data, addr=None, codepoint=0):
         if who == "client":
             sent.append(data)
-        transmit(who, link, data, addr)
+        transmit(who, link, data, addr, codepoint)
 
     pair._transmit = capture
     pair.connect()

@@ -99,7 +99,7 @@ async def connect(
     sock = create_socket(local_host, local_port, family=family)
     protocol = create_protocol(connection, stream_handler=stream_handler)
     try:
-        udp = UdpSocket(sock, protocol, loop=loop)
+        udp = UdpSocket(sock, protocol, loop=loop, ecn=bool(getattr(configuration, "ecn", False)))
     except BaseException:
         sock.close()
         raise

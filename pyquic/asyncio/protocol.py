@@ -61,9 +61,9 @@ class ConnectionTerminatedError(ConnectionError):
 class Sender:
     """What a protocol transmits through (udp.UdpSocket has these methods)."""
 
-    def send(self, data: Any, addr: NetworkAddress) -> None: ...
-    def send_batch(self, data: Any, segment_size: int, addr: NetworkAddress) -> None: ...
-    def send_datagrams(self, datagrams: list, addr: NetworkAddress) -> None: ...
+    def send(self, data: Any, addr: NetworkAddress, ecn: int = 0) -> None: ...
+    def send_batch(self, data: Any, segment_size: int, addr: NetworkAddress, ecn: int = 0) -> None: ...
+    def send_datagrams(self, datagrams: list, addr: NetworkAddress, ecn: int = 0) -> None: ...
     def is_writable(self) -> bool: ...
 
 
@@ -95,6 +95,7 @@ class QuicConnectionProtocol:
         self._peer_stream_max = [-1, -1, -1, -1]  # highest peer stream ID seen, by its two low bits
         # Optional core features, looked up once.
         self._batches = getattr(quic, "datagram_batches_to_send", None)
+        self._ecn = hasattr(quic, "ecn_codepoint")  # our core takes and gives ECN codepoints
         self._consume = _find_consume(quic)
         self._send_buffered = _find_send_buffered(quic)
         # Callbacks (aioquic's names) for servers that route by connection ID.
@@ -228,8 +229,10 @@ class QuicConnectionProtocol:
         now = self._loop.time()
         if not self._sender_paused:
             if self._batches is not None:
-                for data, segment_size, addr in self._batches(now):
-                    sender.send_batch(data, segment_size, addr)
+                batches = self._batches(now)
+                ecn = quic.ecn_codepoint if self._ecn else 0  # what the core built them as (RFC 9000 §13.4)
+                for data, segment_size, addr in batches:
+                    sender.send_batch(data, segment_size, addr, ecn)
             else:
                 pending: list = []
                 last_addr = None
@@ -247,21 +250,26 @@ class QuicConnectionProtocol:
 
     # -- from the socket (udp.DatagramReceiver) -----------------------------------------------
 
-    def datagram_received(self, data: Any, addr: NetworkAddress) -> None:
+    def datagram_received(self, data: Any, addr: NetworkAddress, ecn: int = 0) -> None:
         # The socket lends a view of its reused buffer; the core gets bytes
         # (it uses slices as dict keys and may keep packets until their keys
         # arrive).  One ~1.2 KB copy is small next to decrypting the packet.
         try:
-            self._quic.receive_datagram(bytes(data), addr, now=self._loop.time())
+            if self._ecn:
+                self._quic.receive_datagram(bytes(data), addr, now=self._loop.time(), ecn=ecn)
+            else:
+                self._quic.receive_datagram(bytes(data), addr, now=self._loop.time())
         except Exception as exc:
             self._internal_error(exc)
 
-    def datagram_batch_received(self, data: Any, segment_size: int, addr: NetworkAddress) -> None:
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: NetworkAddress, ecn: int = 0) -> None:
         """A GRO batch (see UdpSocket): one copy, one call into the core."""
         quic = self._quic
         batch = getattr(quic, "receive_datagrams", None)
         try:
-            if batch is not None:
+            if batch is not None and self._ecn:
+                batch(bytes(data), segment_size, addr, now=self._loop.time(), ecn=ecn)
+            elif batch is not None:
                 batch(bytes(data), segment_size, addr, now=self._loop.time())
             else:  # a core without the batch call
                 now = self._loop.time()

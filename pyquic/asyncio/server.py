@@ -34,14 +34,14 @@ class _ConnectionSender:
     def __init__(self, udp: UdpSocket) -> None:
         self.udp = udp
 
-    def send(self, data: Any, addr: Any) -> None:
-        self.udp.send(data, addr)
+    def send(self, data: Any, addr: Any, ecn: int = 0) -> None:
+        self.udp.send(data, addr, ecn)
 
-    def send_batch(self, data: Any, segment_size: int, addr: Any) -> None:
-        self.udp.send_batch(data, segment_size, addr)
+    def send_batch(self, data: Any, segment_size: int, addr: Any, ecn: int = 0) -> None:
+        self.udp.send_batch(data, segment_size, addr, ecn)
 
-    def send_datagrams(self, datagrams: list, addr: Any) -> None:
-        self.udp.send_datagrams(datagrams, addr)
+    def send_datagrams(self, datagrams: list, addr: Any, ecn: int = 0) -> None:
+        self.udp.send_datagrams(datagrams, addr, ecn)
 
     def is_writable(self) -> bool:
         return self.udp.is_writable()
@@ -96,12 +96,12 @@ class QuicServer:
 
     # -- udp.DatagramReceiver ---------------------------------------------------------
 
-    def datagram_received(self, data: Any, addr: Any) -> None:
+    def datagram_received(self, data: Any, addr: Any, ecn: int = 0) -> None:
         if self._closing:
             return
         # bytes: the view is only lent for this call (see protocol.datagram_received).
         try:
-            connection = self._endpoint.receive_datagram(bytes(data), addr, now=self._loop.time())
+            connection = self._endpoint.receive_datagram(bytes(data), addr, now=self._loop.time(), ecn=ecn)
         except Exception:
             # A bug must not stop the other connections' datagrams in this drain.
             logger.exception("pyquic endpoint failed on a datagram from %r", addr)
@@ -109,12 +109,13 @@ class QuicServer:
         if connection is not None:
             self._touch(connection)
 
-    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any) -> None:
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any, ecn: int = 0) -> None:
         """A GRO batch: one copy of the whole batch, one routing call."""
         if self._closing:
             return
         try:
-            touched = self._endpoint.receive_datagrams(bytes(data), segment_size, addr, now=self._loop.time())
+            touched = self._endpoint.receive_datagrams(bytes(data), segment_size, addr, now=self._loop.time(),
+                                                       ecn=ecn)
         except Exception:
             logger.exception("pyquic endpoint failed on a datagram batch from %r", addr)
             return
@@ -260,7 +261,7 @@ async def serve(
     server.router = router
     sock = create_socket(host, port, reuse_port=reuse_port)
     try:
-        udp = UdpSocket(sock, server, loop=loop)
+        udp = UdpSocket(sock, server, loop=loop, ecn=bool(getattr(configuration, "ecn", False)))
     except BaseException:
         sock.close()
         raise

@@ -10,6 +10,11 @@
 #     cannot starve the event loop;
 #   - sending: sendmsg with a UDP_SEGMENT cmsg for runs of equal-size
 #     datagrams (GSO: one syscall for up to 64 packets), sendto otherwise;
+#   - ECN (RFC 3168 codepoints, for RFC 9000 §13.4): with ``ecn=True`` the
+#     socket asks for each datagram's TOS / traffic class (IP_RECVTOS,
+#     IPV6_RECVTCLASS) and gives its low two bits to the receiver; a send
+#     given a codepoint carries it in an IP_TOS (IPv4, also v4-mapped on a
+#     dual-stack socket) or IPV6_TCLASS cmsg;
 #     EAGAIN queues the rest (copied, bounded) and waits with add_writer,
 #     telling the receiver to pause and resume its transmissions;
 #   - UdpStats: counters the tests and the benchmark read (GSO sends, GRO
@@ -55,6 +60,13 @@ SEND_QUEUE_MAX_ITEMS = 4096
 SEND_QUEUE_MAX_BYTES = 8 << 20
 
 _CMSG_SPACE_INT = socket.CMSG_SPACE(4)
+_CMSG_SPACE_RECV = 2 * socket.CMSG_SPACE(4)  # GRO's segment size and the TOS / traffic class
+IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
+IPV6_RECVTCLASS = getattr(socket, "IPV6_RECVTCLASS", 66)
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+_IPPROTO_IP = socket.IPPROTO_IP
+_IPPROTO_IPV6 = socket.IPPROTO_IPV6
+_IP_TOS = socket.IP_TOS
 # A plain int: `flags & socket.MSG_TRUNC` would go through IntFlag.__rand__
 # (enum machinery) for every datagram received.
 _MSG_TRUNC = int(socket.MSG_TRUNC)
@@ -66,7 +78,9 @@ _NATIVE = sys.byteorder
 
 class DatagramReceiver(Protocol):
     """What UdpSocket calls.  ``data`` is a view into a reused buffer: it is
-    valid only during the call (copy what must outlive it)."""
+    valid only during the call (copy what must outlive it).  A socket made
+    with ``ecn=True`` passes the datagram's ECN codepoint as a third
+    argument (to datagram_batch_received a fourth)."""
 
     def datagram_received(self, data: memoryview, addr: Address) -> None: ...
 
@@ -133,6 +147,30 @@ def enable_gro(sock: socket.socket) -> bool:
         return False
 
 
+def enable_ecn_receive(sock: socket.socket) -> bool:
+    """Ask for each datagram's TOS (IPv4) and traffic class (IPv6; a
+    dual-stack socket gets IPv4 datagrams' TOS too).  False where refused."""
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(_IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
+            try:
+                sock.setsockopt(_IPPROTO_IP, IP_RECVTOS, 1)  # v4-mapped peers
+            except OSError:
+                pass
+        else:
+            sock.setsockopt(_IPPROTO_IP, IP_RECVTOS, 1)
+        return True
+    except OSError:
+        return False
+
+
+def ecn_cmsg(family: int, addr: Address, ecn: int) -> tuple:
+    """The cmsg that marks a datagram to ``addr`` with ``ecn``."""
+    if family == socket.AF_INET6 and not str(addr[0]).startswith("::ffff:"):
+        return (_IPPROTO_IPV6, IPV6_TCLASS, ecn.to_bytes(4, _NATIVE))
+    return (_IPPROTO_IP, _IP_TOS, ecn.to_bytes(4, _NATIVE))
+
+
 def create_socket(host: str, port: int, *, family: int = 0, reuse_port: bool = False) -> socket.socket:
     """A bound non-blocking UDP socket.  ``family`` 0 picks it from ``host``;
     AF_INET6 bound to '::' is dual-stack (IPv4 peers appear as ::ffff:a.b.c.d)."""
@@ -169,6 +207,7 @@ class UdpSocket:
         gso: Optional[bool] = None,
         gro: Optional[bool] = None,
         buffer_size: int = DEFAULT_SOCKET_BUFFER,
+        ecn: bool = False,
     ) -> None:
         self._loop = loop or asyncio.get_running_loop()
         self._sock = sock
@@ -181,11 +220,12 @@ class UdpSocket:
         # None = detect; False = forced off (tests exercise the fallbacks).
         self.gso = probe_gso(sock) if gso is None else (gso and probe_gso(sock))
         self.gro = enable_gro(sock) if (gro is None or gro) else False
+        self.ecn = enable_ecn_receive(sock) if ecn else False
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         # Read-only: receivers cannot scribble on the shared buffer.
         self._view = memoryview(self._buffer).toreadonly()
-        # Entries: (payload, segment_size or 0, addr); payloads are our own copies.
-        self._queue: deque[tuple[bytes, int, Address]] = deque()
+        # Entries: (payload, segment_size or 0, addr, ecn); payloads are our own copies.
+        self._queue: deque[tuple[bytes, int, Address, int]] = deque()
         self._queued_bytes = 0
         self._writer_armed = False
         self._paused = False
@@ -224,13 +264,15 @@ class UdpSocket:
         view = self._view
         deliver = self._receiver.datagram_received
         deliver_batch = getattr(self._receiver, "datagram_batch_received", None)
+        with_ecn = self.ecn
+        cmsg_space = _CMSG_SPACE_RECV if with_ecn else _CMSG_SPACE_INT
         budget = RECV_BURST_DATAGRAMS
         try:
             for _ in range(RECV_BURST):
                 if budget <= 0:
                     break
                 try:
-                    nbytes, ancdata, flags, addr = recvmsg_into(bufs, _CMSG_SPACE_INT)
+                    nbytes, ancdata, flags, addr = recvmsg_into(bufs, cmsg_space)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:
@@ -243,20 +285,30 @@ class UdpSocket:
                     continue
                 stats.bytes_received += nbytes
                 segment = 0
+                ecn = 0
                 for level, kind, cdata in ancdata:
                     if level == SOL_UDP and kind == UDP_GRO:
                         segment = int.from_bytes(cdata[:4], _NATIVE)
+                    elif (level == _IPPROTO_IP and kind == _IP_TOS) or (level == _IPPROTO_IPV6 and kind == IPV6_TCLASS):
+                        # IP_TOS: one byte; IPV6_TCLASS: a native int.
+                        ecn = (int.from_bytes(cdata[:4], _NATIVE) if len(cdata) >= 4 else cdata[0]) & 3
                 if segment and segment < nbytes:
                     # A GRO super-datagram: equal segments, the last may be shorter.
                     stats.gro_batches += 1
                     count = -(-nbytes // segment)
                     if deliver_batch is not None:
-                        deliver_batch(view[:nbytes], segment, addr)
+                        if with_ecn:
+                            deliver_batch(view[:nbytes], segment, addr, ecn)
+                        else:
+                            deliver_batch(view[:nbytes], segment, addr)
                         if self._closed:
                             return
                     else:
                         for start in range(0, nbytes, segment):
-                            deliver(view[start:min(start + segment, nbytes)], addr)
+                            if with_ecn:
+                                deliver(view[start:min(start + segment, nbytes)], addr, ecn)
+                            else:
+                                deliver(view[start:min(start + segment, nbytes)], addr)
                             if self._closed:
                                 return
                     stats.gro_segments += count
@@ -265,7 +317,10 @@ class UdpSocket:
                 else:
                     stats.datagrams_received += 1
                     budget -= 1
-                    deliver(view[:nbytes], addr)
+                    if with_ecn:
+                        deliver(view[:nbytes], addr, ecn)
+                    else:
+                        deliver(view[:nbytes], addr)
                     if self._closed:
                         return
         finally:
@@ -274,18 +329,21 @@ class UdpSocket:
 
     # -- sending ---------------------------------------------------------------------
 
-    def send(self, data: BytesLike, addr: Address) -> None:
-        """Send one datagram."""
+    def send(self, data: BytesLike, addr: Address, ecn: int = 0) -> None:
+        """Send one datagram (with the ECN codepoint ``ecn``, 0: not-ECT)."""
         if self._closed:
             return
         if self._queue:
-            self._enqueue(bytes(data), 0, addr)
+            self._enqueue(bytes(data), 0, addr, ecn)
             return
         try:
-            self._sock.sendto(data, addr)
+            if ecn:
+                self._sock.sendmsg([data], [ecn_cmsg(self._sock.family, addr, ecn)], 0, addr)
+            else:
+                self._sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             self.stats.eagain += 1
-            self._enqueue(bytes(data), 0, addr)
+            self._enqueue(bytes(data), 0, addr, ecn)
             return
         except OSError:
             self.stats.send_errors += 1
@@ -295,33 +353,33 @@ class UdpSocket:
         stats.datagrams_sent += 1
         stats.bytes_sent += len(data)
 
-    def send_batch(self, data: BytesLike, segment_size: int, addr: Address) -> None:
+    def send_batch(self, data: BytesLike, segment_size: int, addr: Address, ecn: int = 0) -> None:
         """Send ``data`` as datagrams of ``segment_size`` bytes (the last may be
         shorter), with GSO where possible, split to respect the kernel's limits."""
         length = len(data)
         if segment_size <= 0 or segment_size >= length:
-            self.send(data, addr)
+            self.send(data, addr, ecn)
             return
         if not self.gso:
             view = memoryview(data)
             for start in range(0, length, segment_size):
-                self.send(view[start:start + segment_size], addr)
+                self.send(view[start:start + segment_size], addr, ecn)
             return
         per_call = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment_size) * segment_size
         if per_call <= segment_size:
-            self.send(data, addr)  # absurd segment size: let sendto fail and count
+            self.send(data, addr, ecn)  # absurd segment size: let sendto fail and count
             return
         view = memoryview(data)
         for start in range(0, length, per_call):
-            self._send_gso(view[start:start + per_call], segment_size, addr)
+            self._send_gso(view[start:start + per_call], segment_size, addr, ecn)
 
-    def send_datagrams(self, datagrams: Sequence[BytesLike], addr: Address) -> None:
+    def send_datagrams(self, datagrams: Sequence[BytesLike], addr: Address, ecn: int = 0) -> None:
         """Send a list of datagrams to one address: runs of equal size (a shorter
         one may end a run) go out as GSO sends via scatter-gather, no joining."""
         n = len(datagrams)
         if not self.gso or n < 2:
             for d in datagrams:
-                self.send(d, addr)
+                self.send(d, addr, ecn)
             return
         i = 0
         while i < n:
@@ -333,12 +391,19 @@ class UdpSocket:
             if j < n and j - i < limit and len(datagrams[j]) < size:
                 j += 1  # a shorter last segment is allowed
             if j - i == 1:
-                self.send(datagrams[i], addr)
+                self.send(datagrams[i], addr, ecn)
             else:
-                self._send_gso(datagrams[i:j], size, addr)
+                self._send_gso(datagrams[i:j], size, addr, ecn)
             i = j
 
-    def _send_gso(self, data: Union[BytesLike, Sequence[BytesLike]], segment_size: int, addr: Address) -> None:
+    def _gso_cmsgs(self, segment_size: int, addr: Address, ecn: int) -> list:
+        cmsgs = [(SOL_UDP, UDP_SEGMENT, segment_size.to_bytes(2, _NATIVE))]
+        if ecn:
+            cmsgs.append(ecn_cmsg(self._sock.family, addr, ecn))
+        return cmsgs
+
+    def _send_gso(self, data: Union[BytesLike, Sequence[BytesLike]], segment_size: int, addr: Address,
+                  ecn: int = 0) -> None:
         if self._closed:
             return
         if isinstance(data, (list, tuple)):
@@ -348,16 +413,16 @@ class UdpSocket:
             buffers = (data,)
             length = len(data)
         if length <= segment_size:
-            self.send(b"".join(buffers) if len(buffers) > 1 else buffers[0], addr)
+            self.send(b"".join(buffers) if len(buffers) > 1 else buffers[0], addr, ecn)
             return
         if self._queue:
-            self._enqueue(b"".join(buffers), segment_size, addr)
+            self._enqueue(b"".join(buffers), segment_size, addr, ecn)
             return
         try:
-            self._sock.sendmsg(buffers, [(SOL_UDP, UDP_SEGMENT, segment_size.to_bytes(2, _NATIVE))], 0, addr)
+            self._sock.sendmsg(buffers, self._gso_cmsgs(segment_size, addr, ecn), 0, addr)
         except (BlockingIOError, InterruptedError):
             self.stats.eagain += 1
-            self._enqueue(b"".join(buffers), segment_size, addr)
+            self._enqueue(b"".join(buffers), segment_size, addr, ecn)
             return
         except OSError as exc:
             if exc.errno in _GSO_UNSUPPORTED:
@@ -365,7 +430,7 @@ class UdpSocket:
                 self.gso = False
                 joined = memoryview(b"".join(buffers))
                 for start in range(0, length, segment_size):
-                    self.send(joined[start:start + segment_size], addr)
+                    self.send(joined[start:start + segment_size], addr, ecn)
             else:
                 self.stats.send_errors += 1
             return
@@ -379,11 +444,11 @@ class UdpSocket:
 
     # -- the EAGAIN queue ---------------------------------------------------------------
 
-    def _enqueue(self, payload: bytes, segment_size: int, addr: Address) -> None:
+    def _enqueue(self, payload: bytes, segment_size: int, addr: Address, ecn: int = 0) -> None:
         if len(self._queue) >= SEND_QUEUE_MAX_ITEMS or self._queued_bytes + len(payload) > SEND_QUEUE_MAX_BYTES:
             self.stats.dropped += 1
             return
-        self._queue.append((payload, segment_size, addr))
+        self._queue.append((payload, segment_size, addr, ecn))
         self._queued_bytes += len(payload)
         self.stats.queued += 1
         if not self._writer_armed:
@@ -398,10 +463,12 @@ class UdpSocket:
         sock = self._sock
         stats = self.stats
         while queue:
-            payload, segment_size, addr = queue[0]
+            payload, segment_size, addr, ecn = queue[0]
             try:
                 if segment_size:
-                    sock.sendmsg([payload], [(SOL_UDP, UDP_SEGMENT, segment_size.to_bytes(2, _NATIVE))], 0, addr)
+                    sock.sendmsg([payload], self._gso_cmsgs(segment_size, addr, ecn), 0, addr)
+                elif ecn:
+                    sock.sendmsg([payload], [ecn_cmsg(sock.family, addr, ecn)], 0, addr)
                 else:
                     sock.sendto(payload, addr)
             except (BlockingIOError, InterruptedError):

@@ -23,7 +23,7 @@
 #   http3                serve                     transfer, --alpn h3
 #   blackhole            serve                     transfer
 #   keyupdate            serve                     transfer, --key-update
-#   ecn                  127                       127   (no ECN marks or counts yet: issue 13)
+#   ecn                  serve                     transfer (ECT(0) marks and ACK_ECN counts by default)
 #   amplificationlimit   serve (runner's big cert) transfer
 #   handshakeloss        serve, timeouts 180 s     one connection per URL, in turn (endpoint.py),
 #                                                  timeouts 180 s; the reference names it "multiconnect"
@@ -59,7 +59,7 @@ timeouts=()
 alpn=hq-interop; retry=never; opts=(); server_opts=(); mode=one
 case "$TESTCASE" in
   handshake|transfer|longrtt|multiplexing|blackhole|amplificationlimit|transferloss|\
-  transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
+  transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic|ecn) ;;
   chacha20) opts+=(--cipher TLS_CHACHA20_POLY1305_SHA256) ;;
   retry) retry=always ;;
   resumption) mode=resume ;;
