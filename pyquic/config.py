@@ -84,7 +84,7 @@ class QuicConfiguration:
     # Receive credit returns to the peer as data is delivered in events
     # (True, aioquic's behaviour) or as the application calls consume().
     auto_consume: bool = True
-    disable_active_migration: bool = True
+    disable_active_migration: bool = False  # tell the peer not to migrate (RFC 9000 §18.2)
     # -- TLS
     cipher_suites: Optional[Sequence[int]] = None
     groups: Optional[Sequence[int]] = None

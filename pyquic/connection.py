@@ -443,6 +443,23 @@ class QuicConnection:
             return 0
         return stream.send.buffered
 
+    def change_path(self, now: float) -> None:
+        """Client: our local address changed (active migration, RFC 9000 §9.2):
+        a spare connection ID of the server's (§9.5), congestion and RTT
+        afresh (§9.4), and the path validated (PathValidated, or
+        PathValidationFailed and the connection stays)."""
+        if not self.is_client or not self._handshake_confirmed:
+            raise UsageError("active migration is a client's, once the handshake is confirmed")
+        if self._peer_params is not None and self._peer_params.disable_active_migration:
+            raise UsageError("the server asked for no active migration (disable_active_migration)")
+        self._check_open()
+        if not self._peer_cids.change():
+            raise UsageError("no spare connection ID of the server's to migrate with")
+        self._stats.path_migrations += 1
+        self._loss.reset_path()
+        self._paths.start(self._network_path, None, now, self._loss.probe_timeout())
+        self._builder.request_ack_eliciting()
+
     def send_new_token(self, token: bytes) -> None:
         """Server: give the client a token for its next connection (NEW_TOKEN,
         RFC 9000 §8.1.3; the endpoint mints them)."""
@@ -1003,6 +1020,7 @@ class QuicConnection:
         addr = self._paths.on_response(frame.data)
         if addr is not None:
             self._stats.paths_validated += 1
+            self._events.append(events.PathValidated(addr))
             if addr == self._network_path:
                 self._switch_path(addr, validated=True)
 
@@ -1024,6 +1042,9 @@ class QuicConnection:
     def _on_path_failed(self, fallback: Any) -> None:
         # RFC 9000 §9.3.2: back to the last proven address, or give up.
         self._stats.path_validation_failures += 1
+        self._events.append(events.PathValidationFailed(self._network_path))
+        if self.is_client:
+            return  # our own new path: the application may go back to the old one
         if fallback is None:
             self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
             self._terminate()

@@ -92,6 +92,21 @@ class DatagramFrameReceived(QuicEvent):
 
 
 @dataclass(slots=True)
+class PathValidated(QuicEvent):
+    """A path validation succeeded (RFC 9000 §8.2): the peer at ``addr``
+    answered our PATH_CHALLENGE (a client's new local address works)."""
+
+    addr: Any
+
+
+@dataclass(slots=True)
+class PathValidationFailed(QuicEvent):
+    """A path validation gave up (RFC 9000 §8.2.4) on the path to ``addr``."""
+
+    addr: Any
+
+
+@dataclass(slots=True)
 class NewTokenReceived(QuicEvent):
     """Client: the server's token for a future connection to it (RFC 9000
     §8.1.3); give it back as QuicConfiguration.token next time."""

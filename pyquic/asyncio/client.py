@@ -96,14 +96,23 @@ async def connect(
     connection = _new_connection(configuration, **connection_kwargs)
     if local_host is None:
         local_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-    sock = create_socket(local_host, local_port, family=family)
     protocol = create_protocol(connection, stream_handler=stream_handler)
-    try:
-        udp = UdpSocket(sock, protocol, loop=loop, ecn=bool(getattr(configuration, "ecn", False)))
-    except BaseException:
-        sock.close()
-        raise
+    sockets: list[UdpSocket] = []
+
+    def new_socket(host: Optional[str] = None, port: int = 0) -> UdpSocket:
+        """A socket of the connection's family (the first, or one to migrate to)."""
+        sock = create_socket(host or local_host, port, family=family)
+        try:
+            udp = UdpSocket(sock, protocol, loop=loop, ecn=bool(getattr(configuration, "ecn", False)))
+        except BaseException:
+            sock.close()
+            raise
+        sockets.append(udp)
+        return udp
+
+    udp = new_socket(local_host, local_port)
     protocol.connection_made(udp)
+    protocol._new_socket = new_socket  # for change_local_address()
     try:
         protocol.connect(addr[:2] if family == socket.AF_INET else addr, transmit=True)
         if wait_connected:
@@ -117,5 +126,6 @@ async def connect(
             pass
         finally:
             protocol._arm_timer(None)
-            udp.close()
+            for each in sockets:
+                each.close()
 

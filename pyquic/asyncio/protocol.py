@@ -11,6 +11,8 @@
 #   - transmitting: datagram_batches_to_send() (buffer, segment size, addr)
 #     goes straight to a GSO write; paused while the socket is full;
 #   - waiting for the handshake, ping, closing and wait_closed;
+#   - active migration (change_local_address): the new socket from
+#     connect(), the core's change_path(), and the old socket kept a moment;
 #   - streams as asyncio StreamReader/StreamWriter pairs with backpressure
 #     both ways: readers give flow-control credit back only as the
 #     application reads (auto_consume off + consume()); writers pause
@@ -39,6 +41,9 @@ STREAM_WRITE_LOW = 256 << 10
 # StreamReader limit: readline()/readuntil() bound (as asyncio's default);
 # buffering is bounded by QUIC flow control, not by pausing a transport.
 STREAM_READER_LIMIT = 1 << 16
+# After an active migration the old socket still listens this long (seconds)
+# for packets the server sent before it saw the new path.
+OLD_SOCKET_GRACE = 3.0
 
 
 class StreamResetError(ConnectionResetError):
@@ -102,6 +107,9 @@ class QuicConnectionProtocol:
         self._connection_id_issued_handler: Callable[[bytes], None] = lambda cid: None
         self._connection_id_retired_handler: Callable[[bytes], None] = lambda cid: None
         self._connection_terminated_handler: Callable[[], None] = lambda: None
+        # connect() sets it: a new socket to migrate to (change_local_address).
+        self._new_socket: Optional[Callable[..., Any]] = None
+        self._path_waiter: Optional[asyncio.Future] = None
 
     # -- wiring (client.py / server.py) ---------------------------------------------
 
@@ -119,6 +127,44 @@ class QuicConnectionProtocol:
         self._quic.connect(addr, now=self._loop.time())
         if transmit:
             self.transmit()
+
+    @property
+    def local_address(self) -> Any:
+        """The address of the socket the connection sends from (None: unknown)."""
+        getsockname = getattr(self._sender, "getsockname", None)
+        return getsockname() if getsockname is not None else None
+
+    async def change_local_address(self, local_host: Optional[str] = None, local_port: int = 0) -> Any:
+        """Client: move the connection to a new local address -- a new socket
+        -- while it runs (active migration, RFC 9000 §9.2: a fresh connection
+        ID, congestion state afresh, the path validated).  Returns the new
+        local address once the server answered on it.  If the path fails
+        validation, raises ConnectionError and the connection goes back to
+        its old socket.  The old socket keeps listening for a moment, for
+        packets already on their way to it."""
+        if self._new_socket is None or self._sender is None:
+            raise UsageError("change_local_address() is for connections made by connect()")
+        old = self._sender
+        new = self._new_socket(local_host, local_port)
+        try:
+            self._quic.change_path(self._loop.time())
+        except BaseException:
+            new.close()
+            raise
+        waiter = self._path_waiter = self._loop.create_future()
+        self._sender = new
+        self.transmit()
+        try:
+            await waiter
+        except ConnectionError:
+            self._sender = old
+            new.close()
+            self.transmit()
+            raise
+        finally:
+            self._path_waiter = None
+        self._loop.call_later(OLD_SOCKET_GRACE, old.close)
+        return new.getsockname()
 
     async def wait_connected(self) -> None:
         """Wait for the handshake to complete (ConnectionError if it fails)."""
@@ -365,6 +411,13 @@ class QuicConnectionProtocol:
                     waiter.set_result(None)
             elif isinstance(event, events.ConnectionTerminated):
                 self._on_terminated(event)
+            elif isinstance(event, (events.PathValidated, events.PathValidationFailed)):
+                waiter = self._path_waiter
+                if waiter is not None and not waiter.done():
+                    if isinstance(event, events.PathValidated):
+                        waiter.set_result(event.addr)
+                    else:
+                        waiter.set_exception(ConnectionError("the new path failed validation"))
             elif isinstance(event, events.StreamDataReceived) and self._consume is not None:
                 # A StreamReader returns credit as the application reads it;
                 # data that went anywhere else is consumed now, so raw event
@@ -384,8 +437,8 @@ class QuicConnectionProtocol:
         waiter = self._connected_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        for waiter in self._ping_waiters.values():
-            if not waiter.done():
+        for waiter in [*self._ping_waiters.values(), self._path_waiter]:
+            if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
         self._ping_waiters.clear()
         for stream in self._stream_pairs.values():

@@ -37,6 +37,7 @@ DEFAULT_TIMEOUT = 30.0
 # Requests in flight on one connection at once (the rest wait their turn);
 # below the stream limit servers commonly grant (100+).
 MAX_CONCURRENT_REQUESTS = 64
+MIGRATE_AFTER_BYTES = 64 << 10  # --migrate moves once this much has arrived (or the requests are done)
 TICKET_FILE_VERSION = 1
 
 
@@ -486,12 +487,29 @@ class Connection:
         elif self.tickets.path is not None and self.failure is None:
             self.say(f"{self.authority}: no session ticket received")
 
+    async def migrate(self, requests: Any) -> None:
+        """--migrate: once the handshake is confirmed and the responses are
+        under way, move to a new local address (active migration, RFC 9000
+        §9.2) and wait until the server answered on it."""
+        quic = self.protocol.quic
+        async with asyncio.timeout(self.args.timeout):
+            while not quic.handshake_confirmed:
+                await self.protocol.ping()
+            while quic.stats.bytes_received < MIGRATE_AFTER_BYTES and not requests.done():
+                await asyncio.sleep(0.005)
+            before = self.protocol.local_address
+            after = await self.protocol.change_local_address()
+        self.say(f"{self.authority}: migrated from local port {before[1]} to {after[1]}, path validated")
+
     async def run_requests(self, fetch: Any) -> None:
         if not self.early:
             await self.wait_connected()
             if self.args.key_update:
                 await self.key_update()
-            await asyncio.gather(*(self.one(req, fetch) for req in self.requests))
+            requests = asyncio.gather(*(self.one(req, fetch) for req in self.requests))
+            if self.args.migrate:
+                await self.migrate(requests)
+            await requests
         else:
             # 0-RTT: every request leaves now; the handshake completes meanwhile.
             tasks = [asyncio.ensure_future(self.one(req, fetch)) for req in self.requests]
@@ -614,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer-version", choices=["v1", "v2"],
                    help="the version to offer first (default: --version's); a server may switch to it "
                         "without a round trip (compatible version negotiation, RFC 9368)")
+    p.add_argument("--migrate", action="store_true",
+                   help="move to a new local address while the responses arrive (active migration)")
     p.add_argument("--key-update", action="store_true",
                    help="update the 1-RTT keys once the handshake is confirmed, before the requests")
     p.add_argument("--keylog", metavar="FILE", help="append NSS key log lines (SSLKEYLOGFILE format) to FILE")

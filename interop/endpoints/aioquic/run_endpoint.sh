@@ -32,7 +32,7 @@
 #   v2                   prefer v2                 v1 Initial offering v2 (both libraries)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  127 (no preferred addr)   127 (no migration to it)
+#   connectionmigration  serve (as transfer)       127 (the adapter cannot move its client to a new address)
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 # Servers accept both hq-interop and h3, whatever the case.

@@ -35,7 +35,7 @@
 #   v2                   127                       127   (0.12.1 knows only the v2 draft)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  127 (no known 2nd addr)   transfer; follows a server's preferred_address
+#   connectionmigration  127 (harness: transfer)   transfer, --change-local-addr=100ms (active migration)
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 set -u
@@ -58,7 +58,9 @@ case "$TESTCASE" in
   # As ngtcp2's own interop image runs these: 10 s (the default handshake
   # timeout) is short under 30 % loss each way.
   multiconnect|handshakeloss|handshakecorruption) mode=each; opts+=(--timeout=180s --handshake-timeout=180s) ;;
-  connectionmigration) [ "$ROLE" = client ] || { echo "ngtcp2 server: $TESTCASE unsupported"; exit 127; } ;;
+  connectionmigration)  # the harness gives the server "transfer"; a server asked for this would offer a preferred address
+    [ "$ROLE" = client ] || { echo "ngtcp2 server: $TESTCASE unsupported"; exit 127; }
+    opts+=(--change-local-addr=100ms) ;;
   *) echo "ngtcp2: test case '$TESTCASE' unsupported"; exit 127 ;;
 esac
 

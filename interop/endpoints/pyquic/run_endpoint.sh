@@ -34,7 +34,7 @@
 #   v2                   serve, prefer v2          transfer: first packet v1, v2 offered first (RFC 9368)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  127                       127   (no preferred_address / active migration: issue 13)
+#   connectionmigration  127 (harness: transfer)   transfer, --migrate (a new local address mid-transfer)
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 # The server answers hq-interop and h3 on one port (the client's ALPN picks).
@@ -67,6 +67,9 @@ case "$TESTCASE" in
   http3) alpn=h3 ;;
   keyupdate) opts+=(--key-update) ;;
   v2) opts+=(--version v1 --prefer-version v2); server_opts+=(--prefer-version v2) ;;
+  connectionmigration)  # the harness gives the server "transfer"; a server asked for this would offer a preferred address
+    [ "$ROLE" = client ] || { echo "pyquic server: $TESTCASE unsupported"; exit 127; }
+    opts+=(--migrate) ;;
   # 180 s timeouts, as ngtcp2's interop image uses: under 30 % loss each way a
   # ClientHello of two datagrams (an ML-KEM share) may need many PTOs.
   multiconnect|handshakeloss|handshakecorruption) mode=each; timeouts=(--idle-timeout 180 --handshake-timeout 180) ;;

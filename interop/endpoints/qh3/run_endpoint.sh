@@ -4,7 +4,7 @@
 # this file owns only the choice of qh3.
 #
 # Support (S = server, C = client): as aioquic's table, except
-#   connectionmigration  127 (neither role)
+#   connectionmigration  127 as client (as aioquic)
 #   ecn                  127 (no ECN marks or counts)
 # i.e. handshake transfer longrtt chacha20 multiplexing retry resumption zerortt
 # http3 blackhole keyupdate amplificationlimit handshakeloss (multiconnect) transferloss v2
