@@ -79,6 +79,8 @@ class QuicConfiguration:
     connection_id_length: int = 8
     active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
     congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
+    hystart: bool = True  # leave slow start on a rising RTT, before a loss (HyStart++, RFC 9406)
+    undo_spurious_loss: bool = True  # a reduction whose "lost" packets all arrive after all is undone (RFC 9438 §4.9)
     initial_rtt: float = 0.333  # RFC 9002 §6.2.2
     pacing: bool = True
     # Receive credit returns to the peer as data is delivered in events

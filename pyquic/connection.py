@@ -336,7 +336,7 @@ class QuicConnection:
             is_client=self.is_client,
             congestion_control=config.congestion_control_algorithm,
             max_datagram_size=self._mds,
-            initial_rtt=config.initial_rtt,
+            initial_rtt=config.initial_rtt, hystart=config.hystart, undo_spurious=config.undo_spurious_loss,
         )
         # At high rates let a pacing wake-up send up to 1 ms worth, at most one GSO write.
         loss.pacer.burst_time = PACING_QUANTUM

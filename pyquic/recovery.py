@@ -32,6 +32,7 @@ from .pacing import Pacer
 K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
 K_INITIAL_RTT = 0.333  # §6.2.2: 333 ms, a 1-second initial PTO
+MAX_SUSPECTS = 256  # packets of one congestion event watched for a spurious-loss undo
 ECN_TESTING_LOSSES = 10  # ECT(0) packets lost, none acknowledged: the path drops marked packets
 K_PERSISTENT_CONGESTION_THRESHOLD = 3  # §7.6.1
 # §6.2.4: an endpoint may send up to two full-sized datagrams on a PTO.
@@ -220,12 +221,15 @@ class LossRecovery:
         max_datagram_size: int = 1200,
         initial_rtt: float = K_INITIAL_RTT,
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        hystart: bool = True,
+        undo_spurious: bool = True,
     ) -> None:
         self.is_client = is_client
         if isinstance(congestion_control, str):
             self.cc = create_congestion_controller(congestion_control, max_datagram_size=max_datagram_size)
         else:
             self.cc = congestion_control
+        self.cc.use_hystart = hystart
         self.pacer = Pacer(max_datagram_size=max_datagram_size)
         self.rtt = RttEstimator(initial_rtt)
         self.max_ack_delay = max_ack_delay
@@ -238,6 +242,13 @@ class LossRecovery:
         self.ecn_failed = False
         self.ecn_marked_acked = 0  # ECT(0) packets acknowledged with counts that add up
         self.ecn_marked_lost = 0  # ... lost before any was (§13.4.2.1)
+        # RFC 9438 §4.9: the packets the latest congestion event was declared
+        # for, by (space, number); if every one is acknowledged after all, the
+        # reduction is undone.  None: nothing to watch (or too much).
+        self.undo_spurious = undo_spurious
+        self._suspects: set | None = None
+        self._suspect_event = 0
+        self.spurious_losses = 0  # packets declared lost and acknowledged later
         self._spaces = [_SpaceState() for _ in PacketNumberSpace]
         # When the RFC's SetLossDetectionTimer would last have run: the
         # anti-deadlock PTO counts from there (§A.8 "now() + duration").
@@ -370,6 +381,8 @@ class LossRecovery:
         if state.largest_acked is None or largest_acked > state.largest_acked:
             state.largest_acked = largest_acked
 
+        if self._suspects:
+            self._check_spurious(space, spans)
         newly_acked = self._remove_acked(state, spans)
         if not newly_acked:
             return AckOutcome([], [])
@@ -389,6 +402,7 @@ class LossRecovery:
                 max_ack_delay=self.max_ack_delay,
             )
             self.cc.on_rtt_update(self.rtt.smoothed_rtt, self.rtt.min_rtt, now)
+            self.cc.on_rtt_sample(self.rtt.latest_rtt, now)
             rtt_sampled = True
 
         ecn_congestion = self._process_ecn(state, newly_acked, ecn_counts, now)
@@ -547,6 +561,7 @@ class LossRecovery:
         establishes persistent congestion (and the window collapsed)."""
         if not lost:
             return False
+        self._note_suspects(lost)
         if not self.ecn_failed and not self.ecn_marked_acked:
             # RFC 9000 §13.4.2.1: marked packets that all vanish suggest a path
             # that drops ECT: stop marking rather than lose every packet.
@@ -555,9 +570,41 @@ class LossRecovery:
                 self.ecn_failed = True
         self.cc.on_packets_lost(lost, now)
         if self._in_persistent_congestion(lost):
+            self._suspects = None  # a collapse is not undone
             self.cc.on_persistent_congestion(now)
             return True
         return False
+
+    def _note_suspects(self, lost: list[SentPacket]) -> None:
+        """Before the controller hears of `lost`: the packets of a new congestion
+        event (or more of the current one) become the ones to watch."""
+        if not self.undo_spurious:
+            return
+        cc = self.cc
+        in_flight = [p for p in lost if p.in_flight]
+        if not in_flight:
+            return
+        newest = max(p.time_sent for p in in_flight)
+        keys = {(p.space, p.packet_number) for p in in_flight}
+        if cc.in_congestion_recovery(newest) and self._suspects is not None and self._suspect_event == cc.congestion_events:
+            self._suspects |= keys  # more of the same event (§7.3.2: one reduction)
+        elif not cc.in_congestion_recovery(newest):
+            self._suspects = keys
+            self._suspect_event = cc.congestion_events + 1  # the event the controller is about to start
+        if self._suspects is not None and len(self._suspects) > MAX_SUSPECTS:
+            self._suspects = None  # a loss this large is no reordering: no undo
+
+    def _check_spurious(self, space: PacketNumberSpace, spans: list[tuple[int, int]]) -> None:
+        suspects = self._suspects
+        assert suspects is not None
+        arrived = {key for key in suspects if key[0] == space and any(a <= key[1] < b for a, b in spans)}
+        if not arrived:
+            return
+        suspects -= arrived
+        self.spurious_losses += len(arrived)
+        if not suspects:
+            self._suspects = None
+            self.cc.undo_congestion_event(self._suspect_event)
 
     def _in_persistent_congestion(self, lost: list[SentPacket]) -> bool:
         """§7.6.2: two ack-eliciting packets lost, sent more than the

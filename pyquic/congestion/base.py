@@ -1,7 +1,10 @@
 # The congestion controller interface (RFC 9002 §7) and what every controller
 # shares: bytes in flight, the window, the recovery period (§7.3.2), the
-# app-limited rule (§7.8), the window bounds (§7.2) and the registry that
-# selects a controller by name ("reno", "cubic").
+# app-limited rule (§7.8), the window bounds (§7.2), slow start with
+# HyStart++ (RFC 9406, hystart.py), undoing a reduction that a spurious loss
+# caused (RFC 9438 §4.9: the state before it is kept, and restored when
+# recovery says every packet of that loss arrived after all), and the
+# registry that selects a controller by name ("reno", "cubic").
 #
 # A controller sees sent packets only as records with three attributes:
 # `size` (bytes), `time_sent` (seconds) and `in_flight` (bool).  It never sees
@@ -13,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..errors import UsageError
+from .hystart import HyStart
 
 # RFC 9002 §6.1.2: the timer granularity.
 K_GRANULARITY = 0.001
@@ -81,13 +85,18 @@ class CongestionController(ABC):
         self._recovery_packet_allowed = False
         self._peak_in_flight = 0
         self.congestion_events = 0
+        self.use_hystart = True  # RFC 9406 in slow start (LossRecovery sets it from the configuration)
+        self.hystart = HyStart()
+        self._undo: tuple | None = None  # (event number, state before it) for a spurious-loss undo
+        self.undone_events = 0
 
     def reset(self) -> None:
         """Back to the initial window and slow start (RFC 9000 §9.4, a new
-        path); bytes in flight and the count of congestion events stay."""
-        in_flight, events = self.bytes_in_flight, self.congestion_events
+        path); bytes in flight, the count of congestion events and the
+        choice of HyStart++ stay."""
+        in_flight, events, use_hystart = self.bytes_in_flight, self.congestion_events, self.use_hystart
         type(self).__init__(self, max_datagram_size=self.max_datagram_size)
-        self.bytes_in_flight, self.congestion_events = in_flight, events
+        self.bytes_in_flight, self.congestion_events, self.use_hystart = in_flight, events, use_hystart
 
     # -- the window -----------------------------------------------------
 
@@ -144,12 +153,15 @@ class CongestionController(ABC):
         """Newly acknowledged records (RFC 9002 §A.6 OnPacketsAcked)."""
         cwnd_limited = self.is_cwnd_limited()
         self._on_ack_batch(now, cwnd_limited)
+        hystart = self.hystart if self.use_hystart else None
         for record in records:
             if not record.in_flight:
                 continue
             self._remove_in_flight(record.size)
             if self.in_congestion_recovery(record.time_sent):
                 continue  # §7.3.2: no growth for packets sent before recovery began
+            if hystart is not None and self.in_slow_start:
+                hystart.on_acked(record.time_sent, now)
             self._in_recovery = False
             # §7.8: don't grow a window that isn't being used.
             if cwnd_limited:
@@ -184,7 +196,36 @@ class CongestionController(ABC):
         self._in_recovery = True
         self._recovery_packet_allowed = True
         self.congestion_events += 1
+        self._undo = (self.congestion_events, self.congestion_window, self.ssthresh, self._undo_state())
         self._reduce(now)
+
+    def undo_congestion_event(self, event: int) -> bool:
+        """RFC 9438 §4.9: congestion event number `event` was spurious (every
+        packet it was declared for arrived after all): back to the state
+        before it, if no other event came since.  True if undone."""
+        saved = self._undo
+        if saved is None or saved[0] != event or event != self.congestion_events:
+            return False
+        _, cwnd, ssthresh, state = saved
+        self.congestion_window = max(self.congestion_window, cwnd)
+        self.ssthresh = ssthresh
+        self._restore_state(state)
+        self.recovery_start_time = None
+        self._in_recovery = False
+        self._undo = None
+        self.undone_events += 1
+        return True
+
+    def _slow_start(self, record: SentRecord) -> None:
+        """Slow-start growth for one acked record: every byte (RFC 9002
+        §7.3.1), or HyStart++'s share; slow start ends when it says so."""
+        if not self.use_hystart:
+            self.congestion_window += record.size
+            return
+        hystart = self.hystart
+        self.congestion_window += hystart.increase(record.size)
+        if hystart.done:
+            self.ssthresh = self.congestion_window  # RFC 9406 §4.2: on to congestion avoidance
 
     def on_persistent_congestion(self, now: float | None = None) -> None:
         """RFC 9002 §7.6.2: collapse to the minimum window and leave recovery."""
@@ -192,10 +233,16 @@ class CongestionController(ABC):
         self.recovery_start_time = None
         self._in_recovery = False
         self._recovery_packet_allowed = False
+        self._undo = None  # not undone by a late acknowledgment
         self._on_collapse()
 
     def on_rtt_update(self, smoothed_rtt: float, min_rtt: float, now: float) -> None:
         """A new RTT estimate; controllers that need it keep it."""
+
+    def on_rtt_sample(self, latest_rtt: float, now: float) -> None:
+        """One RTT sample (RFC 9002 §5.1): HyStart++ watches them in slow start."""
+        if self.use_hystart and self.in_slow_start:
+            self.hystart.on_rtt_sample(latest_rtt)
 
     # -- what a controller defines --------------------------------------
 
@@ -209,6 +256,13 @@ class CongestionController(ABC):
 
     def _on_collapse(self) -> None:
         """Hook after persistent congestion collapsed the window."""
+
+    def _undo_state(self) -> tuple:
+        """What a controller keeps of its own to undo a reduction (hook)."""
+        return ()
+
+    def _restore_state(self, state: tuple) -> None:
+        """Back to what _undo_state returned (hook)."""
 
     def _on_ack_batch(self, now: float, cwnd_limited: bool) -> None:
         """Hook at the start of each batch of acked records."""

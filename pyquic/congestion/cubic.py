@@ -2,9 +2,10 @@
 # W_cubic(t) = C*(t - K)^3 + W_max with K = cbrt((W_max - cwnd_epoch)/C)
 # (§4.2, in datagrams), the target clamp [cwnd, 1.5*cwnd] at t + RTT, the
 # Reno-friendly estimate W_est (§4.3), multiplicative decrease by beta = 0.7
-# (§4.6), fast convergence (§4.7), and the epoch clock that stops while the
-# window is not the limit (§5.8: app-limited or idle).  Slow start is Reno's
-# (§4.10); HyStart++ is not implemented, so slow start ends on the first loss.
+# (§4.6), fast convergence (§4.7), the epoch clock that stops while the
+# window is not the limit (§5.8: app-limited or idle), and the state an undo
+# of a spurious reduction returns to (§4.9, base.py decides when).  Slow
+# start is Reno's with HyStart++ (§4.10, RFC 9406: base.py, hystart.py).
 from __future__ import annotations
 
 import math
@@ -90,7 +91,7 @@ class CubicController(CongestionController):
 
     def _grow(self, record: SentRecord, now: float) -> None:
         if self.in_slow_start:
-            self.congestion_window += record.size  # §4.10: standard slow start
+            self._slow_start(record)  # §4.10: standard slow start, or HyStart++
             return
         if not self.epoch_started:
             self._start_epoch()
@@ -134,6 +135,14 @@ class CubicController(CongestionController):
         self.congestion_window = self.ssthresh
         self.epoch_started = False
         self._carry = 0.0
+
+    def _undo_state(self) -> tuple:
+        return (self.w_max, self.cwnd_prior, self.k, self.w_est, self.cwnd_epoch, self.epoch_started,
+                self.epoch_elapsed, self._carry)
+
+    def _restore_state(self, state: tuple) -> None:
+        (self.w_max, self.cwnd_prior, self.k, self.w_est, self.cwnd_epoch, self.epoch_started,
+         self.epoch_elapsed, self._carry) = state
 
     def _on_collapse(self) -> None:
         # §4.8: after a timeout the next congestion avoidance starts with

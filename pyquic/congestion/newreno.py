@@ -21,8 +21,8 @@ class NewRenoController(CongestionController):
 
     def _grow(self, record: SentRecord, now: float) -> None:
         if self.in_slow_start:
-            # §7.3.1: increase by the number of bytes acknowledged.
-            self.congestion_window += record.size
+            # §7.3.1: increase by the number of bytes acknowledged (HyStart++ may slow it).
+            self._slow_start(record)
             return
         # §7.3.3: at most one max_datagram_size per congestion window acked.
         self._bytes_acked += record.size
@@ -39,6 +39,12 @@ class NewRenoController(CongestionController):
 
     def _on_collapse(self) -> None:
         self._bytes_acked = 0
+
+    def _undo_state(self) -> tuple:
+        return (self._bytes_acked,)
+
+    def _restore_state(self, state: tuple) -> None:
+        (self._bytes_acked,) = state
 
 
 register_congestion_controller("reno", NewRenoController)
