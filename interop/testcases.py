@@ -248,6 +248,24 @@ def check_resumption(ev: Evidence) -> Verdict:
     return Verdict(PASSED, "second handshake without a Certificate")
 
 
+@after_basic(connections=2, retry=True)
+def check_newtoken(ev: Evidence) -> Verdict:
+    """The server validates every address: the first connection meets a
+    Retry; the second brings back the NEW_TOKEN token the first was given
+    (an Initial token that is no Retry's) and meets none."""
+    retries = [p for p in ev.server_side if p.kind == "retry"]
+    retry_tokens = {p.token for p in retries}
+    brought = [p for p in ev.server_side
+               if p.from_client and p.kind == "initial" and p.token and p.token not in retry_tokens]
+    if not brought:
+        return Verdict(FAILED, "no client Initial carried a token that was not a Retry's")
+    since = min(p.time for p in brought)
+    late = [p for p in retries if p.time > since]
+    if late:
+        return Verdict(FAILED, f"{len(late)} Retry packets after the client came back with its token")
+    return Verdict(PASSED, "the second connection came back with a NEW_TOKEN token and met no Retry")
+
+
 @after_basic(connections=2)
 def check_zerortt(ev: Evidence) -> Verdict:
     early = sum(p.length for p in ev.server_side if p.from_client and p.kind == "0rtt")
@@ -430,6 +448,9 @@ CASES: list[Case] = [
     Case("ipv6", "6", sized(5 * KB, 10 * KB), check_ipv6, client_testcase="transfer", server_testcase="transfer",
          ipv6=True),
     Case("v2", "V2", sized(1 * KB), check_v2),
+    # Not a reference case (no NEW_TOKEN case exists there): two connections
+    # in turn, the server validating every address without a token.
+    Case("newtoken", "NT", sized(5 * KB, 10 * KB), check_newtoken),
     Case("rebind-port", "BP", sized(10 * MB), check_rebind, client_testcase="transfer", server_testcase="transfer",
          scenario=f"rebind {LOSSY} --first-rebind=1s --rebind-freq=5s", timeout=120.0),
     Case("rebind-addr", "BA", sized(10 * MB), check_rebind, client_testcase="transfer", server_testcase="transfer",

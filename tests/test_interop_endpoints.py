@@ -190,7 +190,7 @@ def test_multiplexing_beyond_stream_limits(tmp_path, certs, server, client):
 
 
 UNSUPPORTED = [
-    ("ngtcp2", "v2"), ("aioquic", "ecn"), ("qh3", "ecn"),
+    ("ngtcp2", "v2"), ("aioquic", "ecn"), ("qh3", "ecn"), ("qh3", "newtoken"),
     ("aioquic", "connectionmigration"), ("qh3", "connectionmigration"),
     ("pyquic", "no-such-case"), ("aioquic", "no-such-case"), ("ngtcp2", "no-such-case"),
 ]

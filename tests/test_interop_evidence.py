@@ -111,6 +111,21 @@ def _wire(frame, from_client, kind, dcid, scid, decrypted=True):
                   scid="" if kind == "1rtt" else scid, length=1200, datagram=1200, decrypted=decrypted)
 
 
+def test_newtoken_wants_the_second_connection_back_with_a_token_and_no_retry():
+    from dataclasses import replace
+
+    from interop.testcases import check_newtoken
+
+    own = check_newtoken.__wrapped__  # (files, handshakes and the Retry are _basic's)
+    retry = replace(_wire(2, False, "retry", "c1", "r1"), token="aa11")
+    first = [_wire(1, True, "initial", "d1", "c1"), retry, replace(_wire(3, True, "initial", "r1", "c1"), token="aa11")]
+    back = replace(_wire(10, True, "initial", "d2", "c2"), token="bb22")  # the NEW_TOKEN token
+    assert own(SimpleNamespace(server_side=first + [back])).result == PASSED
+    late = replace(_wire(11, False, "retry", "c2", "r2"), token="cc33")
+    assert "after the client came back" in own(SimpleNamespace(server_side=first + [back, late])).reason
+    assert "no client Initial" in own(SimpleNamespace(server_side=first + [_wire(10, True, "initial", "d2", "c2")])).reason
+
+
 def test_handshakes_are_server_initials_the_client_answered():
     packets = [
         # An ordinary handshake.

@@ -250,11 +250,14 @@ def sni_for(host: str) -> str:
         return host
 
 
-async def one_connection(lib: Lib, args, urls: list[str], ticket=None, early: bool = False) -> tuple[bool, object]:
+async def one_connection(lib: Lib, args, urls: list[str], ticket=None, early: bool = False,
+                         token: bytes = b"", tokens: Optional[list] = None) -> tuple[bool, object]:
     parts = urlsplit(urls[0])
     config = lib.configuration(args, is_client=True)
     config.server_name = sni_for(parts.hostname)
     config.session_ticket = ticket
+    config.token = token  # a NEW_TOKEN token from the last connection (RFC 9000 §8.1.3)
+    extra = {} if tokens is None else {"token_handler": tokens.append}
     got_ticket: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def on_ticket(t) -> None:
@@ -263,7 +266,7 @@ async def one_connection(lib: Lib, args, urls: list[str], ticket=None, early: bo
 
     async with lib.aio.connect(parts.hostname, parts.port or 443, configuration=config,
                                create_protocol=make_protocol(lib, args), session_ticket_handler=on_ticket,
-                               wait_connected=not early) as proto:
+                               wait_connected=not early, **extra) as proto:
         if args.key_update:
             # RFC 9001 §6.1: no key update before the handshake is confirmed
             # (HANDSHAKE_DONE received; neither library reports it as an event).
@@ -304,6 +307,14 @@ async def run_client(lib: Lib, args) -> bool:
     if args.mode == "each":
         results = [(await one_connection(lib, args, [u]))[0] for u in urls]
         return all(results)
+    if args.mode == "newtoken" and len(urls) > 1:
+        tokens: list = []
+        ok, _ = await one_connection(lib, args, urls[:1], tokens=tokens)
+        if not tokens:
+            print("no NEW_TOKEN received", flush=True)
+            return False
+        ok2, _ = await one_connection(lib, args, urls[1:], token=tokens[-1])
+        return ok and ok2
     if args.mode in ("resume", "zerortt") and len(urls) > 1:
         ok, ticket = await one_connection(lib, args, urls[:1])
         if ticket is None:
@@ -324,7 +335,7 @@ def main() -> int:
     ap.add_argument("--certs", default="/certs")
     ap.add_argument("--downloads", default="/downloads")
     ap.add_argument("--retry", action="store_true", help="server: validate addresses with Retry")
-    ap.add_argument("--mode", default="one", choices=["one", "each", "resume", "zerortt"])
+    ap.add_argument("--mode", default="one", choices=["one", "each", "resume", "zerortt", "newtoken"])
     ap.add_argument("--key-update", action="store_true")
     ap.add_argument("--chacha20", action="store_true")
     ap.add_argument("--v2", action="store_true")

@@ -19,6 +19,7 @@
 #   retry                serve, Retry always       transfer
 #   resumption           serve (tickets)           1st URL, then the rest resuming
 #   zerortt              serve (tickets, 0-RTT)    1st URL, then the rest in 0-RTT
+#   newtoken             127 (issues no NEW_TOKEN) aioquic: 1st URL, then the rest with its NEW_TOKEN token; qh3: 127
 #   http3                serve                     transfer over h3
 #   blackhole            serve                     transfer
 #   keyupdate            serve                     key update once confirmed, then transfer
@@ -56,6 +57,10 @@ case "$TESTCASE" in
   retry) [ "$ROLE" = server ] && args+=(--retry) ;;
   resumption) args+=(--mode resume) ;;
   zerortt) args+=(--mode zerortt) ;;
+  newtoken)  # aioquic's client keeps the first connection's NEW_TOKEN token (qh3's connect()
+    # takes no token_handler); neither server issues one
+    { [ "$ROLE" = client ] && [ "$IMPL" = aioquic ]; } || { echo "$IMPL $ROLE: $TESTCASE unsupported"; exit 127; }
+    args+=(--mode newtoken) ;;
   http3) alpn=h3 ;;
   keyupdate) [ "$ROLE" = client ] && args+=(--key-update) ;;
   multiconnect|handshakeloss|handshakecorruption) args+=(--mode each) ;;

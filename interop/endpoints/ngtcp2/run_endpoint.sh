@@ -19,6 +19,7 @@
 #   longrtt              serve                     transfer
 #   chacha20             serve                     transfer, --ciphers ChaCha20-Poly1305 only
 #   multiplexing         serve                     transfer
+#   newtoken             serve, -V                 127 (gtlsclient 0.12.1 cannot read back its --token-file)
 #   retry                serve, -V (Retry)         transfer
 #   resumption           serve                     1st URL, then the rest: --session-file, --tp-file, no early data
 #   zerortt              serve                     1st URL, then the rest in 0-RTT (--session-file, --tp-file)
@@ -52,6 +53,9 @@ case "$TESTCASE" in
   transfercorruption|ipv6|rebind-port|rebind-addr|goodput|crosstraffic) ;;
   chacha20) opts+=(--ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305) ;;
   retry) [ "$ROLE" = server ] && opts+=(-V) ;;
+  newtoken)  # -V: Retry unless the client brings a token; gtlsclient cannot read back its --token-file
+    [ "$ROLE" = server ] || { echo "ngtcp2 client: $TESTCASE unsupported"; exit 127; }
+    opts+=(-V) ;;
   resumption) mode=resume ;;
   zerortt) mode=zerortt ;;
   keyupdate) [ "$ROLE" = client ] && opts+=(--key-update=1ms) ;;

@@ -20,6 +20,7 @@
 #   retry                serve, --retry always     transfer
 #   resumption           serve (tickets)           1st URL, then the rest with --resume FILE
 #   zerortt              serve (0-RTT on)          1st URL, then the rest with --resume FILE --0rtt
+#   newtoken             serve, --retry always     1st URL, then the rest with --resume FILE (it keeps the NEW_TOKEN)
 #   http3                serve                     transfer, --alpn h3
 #   blackhole            serve                     transfer
 #   keyupdate            serve                     transfer, --key-update
@@ -63,6 +64,7 @@ case "$TESTCASE" in
   chacha20) opts+=(--cipher TLS_CHACHA20_POLY1305_SHA256) ;;
   retry) retry=always ;;
   resumption) mode=resume ;;
+  newtoken) mode=resume; retry=always ;;  # the client's --resume file keeps the token; the server wants one
   zerortt) mode=zerortt ;;
   http3) alpn=h3 ;;
   keyupdate) opts+=(--key-update) ;;

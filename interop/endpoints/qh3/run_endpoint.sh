@@ -6,6 +6,7 @@
 # Support (S = server, C = client): as aioquic's table, except
 #   connectionmigration  127 as client (as aioquic)
 #   ecn                  127 (no ECN marks or counts)
+#   newtoken             127 (its connect() takes no token_handler; its server issues no NEW_TOKEN)
 # i.e. handshake transfer longrtt chacha20 multiplexing retry resumption zerortt
 # http3 blackhole keyupdate amplificationlimit handshakeloss (multiconnect) transferloss v2
 # handshakecorruption transfercorruption ipv6 rebind-port rebind-addr goodput
