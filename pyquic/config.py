@@ -76,7 +76,7 @@ class QuicConfiguration:
     max_udp_payload_size: int = 65527  # what we accept (transport parameter)
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025  # seconds
-    connection_id_length: int = 8
+    connection_id_length: int = 8  # 4..20; a client may use 0 (zero-length IDs: its socket tells it apart)
     active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
     congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
     hystart: bool = True  # leave slow start on a rising RTT, before a loss (HyStart++, RFC 9406)
@@ -125,8 +125,10 @@ class QuicConfiguration:
             raise UsageError("supported_versions is empty")
         if self.max_datagram_size < SMALLEST_MAX_DATAGRAM_SIZE:
             raise UsageError("max_datagram_size below 1200")
-        if not 4 <= self.connection_id_length <= 20:
-            raise UsageError("connection_id_length must be 4..20 (the endpoint routes by it)")
+        if not (4 <= self.connection_id_length <= 20 or (self.connection_id_length == 0 and self.is_client)):
+            # A server's endpoint routes by its connection IDs; a client may use
+            # zero-length ones (RFC 9000 §5.1: its socket tells its connection).
+            raise UsageError("connection_id_length must be 4..20 (0 too for a client)")
         if self.active_connection_id_limit < 2:
             raise UsageError("active_connection_id_limit below 2")
         if not self.idle_timeout >= 0:

@@ -78,8 +78,9 @@ class LocalConnectionIds:
         return sum(1 for e in self.by_sequence.values() if not e.retired)
 
     def replenish(self) -> None:
-        """Issue IDs until the peer holds as many as it accepts (§5.1.1)."""
-        while self.active_count < self.limit:
+        """Issue IDs until the peer holds as many as it accepts (§5.1.1).
+        A zero-length ID is the only one there is (§5.1.1: none to issue)."""
+        while self.length and self.active_count < self.limit:
             entry = self._issue()
             self.pending.append(entry.sequence)
 
@@ -99,6 +100,11 @@ class LocalConnectionIds:
 
     def on_retire(self, sequence: int, packet_dcid: bytes) -> None:
         """RETIRE_CONNECTION_ID from the peer (§19.16)."""
+        if not self.length:
+            # §19.16: nothing to retire when our connection ID is zero-length.
+            raise TransportError.PROTOCOL_VIOLATION(
+                "RETIRE_CONNECTION_ID to a zero-length connection ID", frame_type=FrameType.RETIRE_CONNECTION_ID
+            )
         if sequence >= self.next_sequence:
             # §19.16: a sequence number never sent is PROTOCOL_VIOLATION.
             raise TransportError.PROTOCOL_VIOLATION(
