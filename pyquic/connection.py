@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional
 import tls
 
 from . import events, zero_rtt
+from .closing import Closing
 from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
 from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
@@ -73,7 +74,7 @@ from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .ack import ECN_ECT0
 from .liveness import Liveness
 from .stats import QuicConnectionStats
-from .transport_params import QuicTransportParameters
+from .transport_params import QuicTransportParameters, check_connection_ids
 from .version_negotiation import Verdict, Versions
 
 logger = logging.getLogger("pyquic.connection")
@@ -168,6 +169,7 @@ class QuicConnection:
         self._initial_dcid: Optional[bytes] = None  # server: the DCID of the client's Initials
         self._original_initial_recv: Any = None  # server: the client's version's Initial keys, after a switch
         self._first_initial: Optional[tuple] = None  # server: what receive_first_initial was handed
+        self._client_params: Optional[tuple] = None  # server: (bytes, parsed) of the client's transport parameters
         self._datagram_size = 0
         self._ecn_in = 0  # the ECN codepoint of the datagram being processed
         self._cid_length = config.connection_id_length
@@ -188,12 +190,7 @@ class QuicConnection:
         self._handshake_complete = False
         self._handshake_confirmed = False
         self._datagrams_queued = 0  # DatagramFrameReceived events not yet taken (capped)
-        self._close_frame: Optional[ConnectionClose] = None
-        self._close_event: Optional[events.ConnectionTerminated] = None
-        self._close_pending = False  # a CONNECTION_CLOSE is owed (asked for, or a reply while closing)
-        self._close_at: Optional[float] = None
-        self._close_replies = 0
-        self._close_reply_threshold = 1
+        self._end = Closing()  # why it ends, the CONNECTION_CLOSE owed, when it is gone
         self._liveness = Liveness(config.idle_timeout, config.handshake_timeout)
         self._pacing_at: Optional[float] = None
         self._undecryptable: list = []
@@ -501,16 +498,12 @@ class QuicConnection:
     def close(self, error_code: int = 0, frame_type: Optional[int] = None, reason_phrase: str = "") -> None:
         """Close the connection: an application close (CONNECTION_CLOSE 0x1d),
         or a transport close (0x1c) when frame_type is given."""
-        if self._state >= QuicConnectionState.CLOSING or self._close_pending:
+        if self._state >= QuicConnectionState.CLOSING or self._end.pending:
             return
-        self._close_event = events.ConnectionTerminated(error_code, frame_type, reason_phrase)
-        self._close_frame = ConnectionClose(
-            error_code, frame_type or 0, reason_phrase, application=frame_type is None
-        )
-        self._close_pending = True
+        self._end.ask(error_code, frame_type, reason_phrase)
 
     def _check_open(self) -> None:
-        if self._state >= QuicConnectionState.CLOSING or self._close_pending:
+        if self._state >= QuicConnectionState.CLOSING or self._end.pending:
             raise UsageError("the connection is closing")
 
     # ------------------------------------------------------------------
@@ -533,7 +526,7 @@ class QuicConnection:
             return []
         addr = self._network_path
         try:
-            if self._close_pending or state == QuicConnectionState.CLOSING:
+            if self._end.pending or state == QuicConnectionState.CLOSING:
                 return self._send_close(now)
             kp = self._one_rtt
             if kp is not None and kp.needs_update() and kp.can_initiate() and self._handshake_confirmed:
@@ -558,11 +551,11 @@ class QuicConnection:
         return [(buffer, segment, addr) for buffer, segment in batches]
 
     def _send_close(self, now: float) -> list[tuple[bytes, int, Any]]:
-        if not self._close_pending:
+        frame = self._end.take()
+        if frame is None:
             return []
-        self._close_pending = False
         budget = 1 << 30 if self._address_validated else 3 * self._bytes_received - self._bytes_sent
-        datagram = self._builder.build_close(now, self._send_facts(), self._close_frame, self._handshake_confirmed)
+        datagram = self._builder.build_close(now, self._send_facts(), frame, self._handshake_confirmed)
         if self._state < QuicConnectionState.CLOSING:
             self._enter_closing(now, QuicConnectionState.CLOSING)
         if datagram is None:
@@ -674,7 +667,7 @@ class QuicConnection:
             self._liveness.start(now)
         self._new_address = None if addr == self._network_path else addr
         if self._state == QuicConnectionState.CLOSING:
-            self._reply_while_closing()
+            self._end.on_datagram()  # RFC 9000 §10.2.1: CONNECTION_CLOSE again, ever less often
             return
         if not size:
             return
@@ -764,7 +757,7 @@ class QuicConnection:
             self._stats.packets_dropped += 1
             return False
         other_keys = None  # Initial keys of another version than the current one
-        if header.version is not None and header.version != self._versions.current:
+        if header.version is not None and (header.version != self._versions.current or ptype is PacketType.ZERO_RTT):
             verdict = self._versions.on_packet(ptype, header.version)
             if verdict is Verdict.DROP:
                 return self._drop()
@@ -917,7 +910,11 @@ class QuicConnection:
         the negotiated version (RFC 9368 §2.3), its Initial keys for what we
         send from now on, and our transport parameters, which name it."""
         before = self._versions.current
-        version = self._versions.choose(client_params)
+        try:
+            self._client_params = (client_params, QuicTransportParameters.parse(client_params, from_server=False))
+        except TransportError:
+            self._client_params = None  # rejected with their error when the engine hands them over
+        version = self._versions.choose(self._client_params[1].version_information if self._client_params else None)
         if version != before:
             space = self._spaces[INITIAL]
             self._original_initial_recv = space.recv_keys  # the client's Initials until it follows
@@ -1046,7 +1043,7 @@ class QuicConnection:
         if self.is_client:
             return  # our own new path: the application may go back to the old one
         if fallback is None:
-            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, "Path validation failed")
+            self._end.silently(ErrorCode.NO_ERROR, "Path validation failed")
             self._terminate()
         else:
             self._switch_path(fallback, validated=True)
@@ -1090,14 +1087,12 @@ class QuicConnection:
         # else: dropped -- DATAGRAM frames are unreliable and the application lags (RFC 9221 §5)
 
     def _on_connection_close(self, frame: ConnectionClose, now: float) -> None:
-        self._close_event = events.ConnectionTerminated(
-            frame.error_code, None if frame.application else frame.frame_type, frame.reason
-        )
+        self._end.on_peer_close(frame)
         self._enter_closing(now, QuicConnectionState.DRAINING)  # RFC 9000 §10.2.2
 
     def _on_stateless_reset(self, now: float) -> None:
         # RFC 9000 §10.3.1: enter the draining period, send nothing more.
-        self._close_event = events.ConnectionTerminated(0, None, "stateless reset")
+        self._end.silently(0, "stateless reset")
         self._enter_closing(now, QuicConnectionState.DRAINING)
 
     # ------------------------------------------------------------------
@@ -1206,18 +1201,16 @@ class QuicConnection:
                 self._zero_rtt.stop_sending()
 
     def _on_peer_transport_parameters(self, data: bytes) -> None:
-        params = QuicTransportParameters.parse(data, from_server=self.is_client)
-        # RFC 9000 §7.3: the connection IDs must match what the packets said.
-        if params.initial_source_connection_id != self._peer_initial_scid:
-            raise TransportError.TRANSPORT_PARAMETER_ERROR("initial_source_connection_id does not match")
+        parsed, self._client_params = self._client_params, None  # server: parsed already, to choose the version
+        if parsed is not None and parsed[0] == data:
+            params = parsed[1]
+        else:
+            params = QuicTransportParameters.parse(data, from_server=self.is_client)
+        check_connection_ids(
+            params, initial_scid=self._peer_initial_scid, original_dcid=self._original_dcid if self.is_client else None,
+            retry_scid=self._retry_source_cid, retried=self._retry_received,
+        )
         if self.is_client:
-            if params.original_destination_connection_id != self._original_dcid:
-                raise TransportError.TRANSPORT_PARAMETER_ERROR("original_destination_connection_id does not match")
-            if self._retry_received:
-                if params.retry_source_connection_id != self._retry_source_cid:
-                    raise TransportError.TRANSPORT_PARAMETER_ERROR("retry_source_connection_id does not match the Retry")
-            elif params.retry_source_connection_id is not None:
-                raise TransportError.TRANSPORT_PARAMETER_ERROR("retry_source_connection_id without a Retry")
             if params.stateless_reset_token is not None:
                 self._peer_cids.set_active_token(params.stateless_reset_token)
         self._versions.check_peer(params.version_information)
@@ -1284,7 +1277,7 @@ class QuicConnection:
             return self._ignore()  # RFC 9000 §6.2: it lists the version we use
         if versions.on_version_negotiation(header.supported_versions) is None:
             reason = "no common QUIC version"
-            self._close_event = events.ConnectionTerminated(ErrorCode.VERSION_NEGOTIATION_ERROR, None, reason)
+            self._end.silently(ErrorCode.VERSION_NEGOTIATION_ERROR, reason)
             self._terminate(now)
             return
         # RFC 9368 §2.1: start over with the chosen version.
@@ -1330,7 +1323,7 @@ class QuicConnection:
         if state >= QuicConnectionState.TERMINATED:
             return None
         if state >= QuicConnectionState.CLOSING:
-            return self._close_at
+            return self._end.deadline
         timers = []
         deadline = self._liveness.deadline(self._loss.probe_timeout(), self._handshake_confirmed)
         if deadline is not None:
@@ -1375,13 +1368,13 @@ class QuicConnection:
         if state >= QuicConnectionState.TERMINATED:
             return
         if state >= QuicConnectionState.CLOSING:
-            if self._close_at is not None and now >= self._close_at:
+            if self._end.deadline is not None and now >= self._end.deadline:
                 self._terminate(now)
             return
         why = self._liveness.expired(now, self._loss.probe_timeout(), self._handshake_confirmed)
         if why is not None:
             # RFC 9000 §10.1: silently closed (a half-open peer may be a spoofed address, too).
-            self._close_event = events.ConnectionTerminated(ErrorCode.NO_ERROR, None, why)
+            self._end.silently(ErrorCode.NO_ERROR, why)
             self._terminate(now)
             return
         kp = self._one_rtt
@@ -1434,37 +1427,25 @@ class QuicConnection:
         if self._state >= QuicConnectionState.CLOSING:
             return
         logger.debug("closing: %s", error)
-        frame_type = error.frame_type if error.frame_type is not None else 0
-        self._close_event = events.ConnectionTerminated(error.code, frame_type, error.reason)
-        self._close_frame = ConnectionClose(error.code, frame_type, error.reason, application=False)
-        self._close_pending = True
+        self._end.on_error(error)
         self._enter_closing(now, QuicConnectionState.CLOSING)
 
     def _enter_closing(self, now: float, state: QuicConnectionState) -> None:
-        # RFC 9000 §10.2: the closing and draining states last three PTOs.
         self._state = state
-        self._close_at = now + 3 * self._loss.probe_timeout()
+        self._end.start(now, self._loss.probe_timeout())
         self._builder.drop_queued()
         self._streams.drop_buffers()
 
-    def _reply_while_closing(self) -> None:
-        # RFC 9000 §10.2.1: repeat CONNECTION_CLOSE, at a decreasing rate.
-        self._close_replies += 1
-        if self._close_replies >= self._close_reply_threshold:
-            self._close_replies = 0
-            self._close_reply_threshold *= 2
-            self._close_pending = True
-
     def _terminate(self, now: Optional[float] = None) -> None:
         self._state = QuicConnectionState.TERMINATED
-        self._close_at = None
+        self._end.deadline = None
         for space in self._spaces:
             if not space.discarded:
                 space.discard()
-        if self._close_event is not None:
-            self._events.append(self._close_event)
+        event = self._end.event
+        if event is not None:
+            self._events.append(event)
         if self._qlog is not None:
-            event = self._close_event
             self._qlog.connection_closed(event.error_code if event else 0, event.reason_phrase if event else "", now)
             self._qlog.close()
             self._qlog = None

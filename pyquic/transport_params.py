@@ -306,3 +306,27 @@ def encode_transport_parameters(params: QuicTransportParameters) -> bytes:
         writer.push_varint_bytes(encoded)
     return writer.getvalue()
 
+
+
+def check_connection_ids(
+    params: QuicTransportParameters,
+    *,
+    initial_scid: Optional[bytes],
+    original_dcid: Optional[bytes] = None,
+    retry_scid: Optional[bytes] = None,
+    retried: bool = False,
+) -> None:
+    """RFC 9000 §7.3: the connection IDs the peer's parameters name must be
+    the ones its packets used (TRANSPORT_PARAMETER_ERROR otherwise).  A
+    client passes the ID it first sent to (`original_dcid`) and, after a
+    Retry (`retried`), the Retry's Source CID."""
+    if params.initial_source_connection_id != initial_scid:
+        raise _tpe("initial_source_connection_id does not match")
+    if original_dcid is None:
+        return  # the server's view: the client names only its own ID
+    if params.original_destination_connection_id != original_dcid:
+        raise _tpe("original_destination_connection_id does not match")
+    if retried and params.retry_source_connection_id != retry_scid:
+        raise _tpe("retry_source_connection_id does not match the Retry")
+    if not retried and params.retry_source_connection_id is not None:
+        raise _tpe("retry_source_connection_id without a Retry")

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from .errors import TransportError
 from .packet import PacketType
-from .transport_params import QuicTransportParameters, VersionInformation
+from .transport_params import VersionInformation
 from .versions import VERSIONS
 
 __all__ = ["Versions", "Verdict", "compatible"]
@@ -95,19 +95,15 @@ class Versions:
 
     # -- server: choosing -----------------------------------------------------------------------------
 
-    def choose(self, client_params: bytes) -> int:
-        """Server: the negotiated version, from the client's transport
-        parameters: the first of our supported versions, in our order of
-        preference, that the client lists as available and its first flight
-        converts to (RFC 9368 §2.3; servers may use their own preference, §3).
-        Parameters that do not parse leave the version as it is: the
-        connection rejects them with the right error when it reads them."""
+    def choose(self, info: Optional[VersionInformation]) -> int:
+        """Server: the negotiated version, from the client's version_information
+        (None: it sent none, or its parameters did not parse, which the
+        connection rejects with the right error): the first of our supported
+        versions, in our order of preference, that the client lists as
+        available and its first flight converts to (RFC 9368 §2.3; servers
+        may use their own preference, §3)."""
         original = self.original
         assert original is not None and not self.is_client
-        try:
-            info = QuicTransportParameters.parse(client_params, from_server=False).version_information
-        except TransportError:
-            return original
         if info is None or info.chosen_version != original:
             return original  # no negotiation; the checks close the connection if they must
         offered = set(info.available_versions) | {original}

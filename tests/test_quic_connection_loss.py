@@ -57,7 +57,7 @@ def inject(pair, to, datagram):
 
 def close_code(conn):
     assert conn.state >= QuicConnectionState.CLOSING, "the connection did not close"
-    return conn._close_event.error_code, conn._close_event.frame_type
+    return conn._end.event.error_code, conn._end.event.frame_type
 
 
 # -- loss recovery ------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_stream_frame_in_an_initial_packet_is_protocol_violation():
     assert out and len(out[0][0]) <= 3 * len(datagram)
     client.receive_datagram(out[0][0], SERVER_ADDR, now=0.05)
     assert client.state == QuicConnectionState.DRAINING
-    assert client._close_event.error_code == ErrorCode.PROTOCOL_VIOLATION
+    assert client._end.event.error_code == ErrorCode.PROTOCOL_VIOLATION
 
 
 def test_new_crypto_data_at_a_level_the_handshake_left_is_protocol_violation():
@@ -351,9 +351,9 @@ def fuzz_pair():
 
 def _not_internal(conn):
     # Only our own closes count (a peer may close with any code, 1 included).
-    frame = conn._close_frame
+    frame = conn._end.frame
     if frame is not None and not frame.application:
-        assert frame.error_code != ErrorCode.INTERNAL_ERROR, conn._close_event
+        assert frame.error_code != ErrorCode.INTERNAL_ERROR, conn._end.event
 
 
 @FUZZ

@@ -401,7 +401,7 @@ def test_integrity_limit_closes_with_aead_limit_exceeded():
     forged = bytearray(craft_short_packet(pair.client, b"\x01"))
     forged[-1] ^= 1
     pair.server.receive_datagram(bytes(forged), CLIENT_ADDR, now=pair.now)
-    assert pair.server._close_event.error_code == 0x0F  # AEAD_LIMIT_EXCEEDED
+    assert pair.server._end.event.error_code == 0x0F  # AEAD_LIMIT_EXCEEDED
     pair.drive()
     assert pair.events_of("client", events.ConnectionTerminated)[0].error_code == 0x0F
 

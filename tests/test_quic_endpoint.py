@@ -572,7 +572,7 @@ def test_random_datagrams_never_break_the_endpoint(data, first):
     endpoint.receive_datagram(datagram, CLIENT_ADDR, 0.0)
     endpoint.datagrams_to_send(0.0)
     for conn in endpoint.connections:
-        frame = conn._close_frame
+        frame = conn._end.frame
         assert frame is None or frame.error_code != 1
 
 

@@ -82,7 +82,7 @@ def test_tiny_scattered_stream_frames_end_the_connection_with_memory_bounded():
     finally:
         tracemalloc.stop()
     assert server.state >= QuicConnectionState.CLOSING
-    assert (server._close_event.error_code, server._close_event.frame_type) == (ErrorCode.PROTOCOL_VIOLATION, 0x08)
+    assert (server._end.event.error_code, server._end.event.frame_type) == (ErrorCode.PROTOCOL_VIOLATION, 0x08)
     # Caught once the pieces of all streams together cost the budget (~37,000
     # of the 456,000 frames: 233 of 2,827 packets).
     assert delivered < len(packets) // 10

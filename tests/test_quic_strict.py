@@ -48,7 +48,7 @@ def established(**kwargs) -> Pair:
 
 def close_code(conn):
     assert conn.state >= QuicConnectionState.CLOSING, "the connection did not close"
-    return conn._close_event.error_code
+    return conn._end.event.error_code
 
 
 # -- one receive pipeline ---------------------------------------------------------------------
