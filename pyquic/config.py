@@ -87,6 +87,10 @@ class QuicConfiguration:
     # (True, aioquic's behaviour) or as the application calls consume().
     auto_consume: bool = True
     disable_active_migration: bool = False  # tell the peer not to migrate (RFC 9000 §18.2)
+    # server: addresses it also listens on and asks clients to move to, at most
+    # one IPv4 and one IPv6 (host, port) (RFC 9000 §9.6); serve() binds them too
+    preferred_address: Sequence[tuple[str, int]] = ()
+    follow_preferred_address: bool = True  # client: validate the server's preferred address and move there
     # -- TLS
     cipher_suites: Optional[Sequence[int]] = None
     groups: Optional[Sequence[int]] = None

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 
 import tls
 
-from . import events, zero_rtt
+from . import events, preferred_address, zero_rtt
 from .closing import Closing
 from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
@@ -66,9 +66,10 @@ from .packet import (
     check_reserved_bits,
     split_datagram,
 )
-from .packet_builder import GSO_MAX_SEGMENTS, PacketBuilder, SendFacts, merge_batches
+from .packet_builder import GSO_MAX_SEGMENTS, MIN_INITIAL_DATAGRAM, PacketBuilder, SendFacts, merge_batches
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
-from .paths import Migration, PathValidator
+from .paths import Migration, PathInUse, PathValidator, ValidationOutcome
+from .preferred_address import PREFERRED_CID_SEQUENCE
 from .spaces import KeyPhases, Space
 from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .ack import ECN_ECT0
@@ -170,18 +171,16 @@ class QuicConnection:
         self._original_initial_recv: Any = None  # server: the client's version's Initial keys, after a switch
         self._first_initial: Optional[tuple] = None  # server: what receive_first_initial was handed
         self._client_params: Optional[tuple] = None  # server: (bytes, parsed) of the client's transport parameters
-        self._datagram_size = 0
         self._ecn_in = 0  # the ECN codepoint of the datagram being processed
         self._cid_length = config.connection_id_length
         self._max_ack_ranges = config.max_ack_ranges_received
         self._received_valid = False  # some packet from the peer opened
-        self._address_validated = self.is_client or retry_source_connection_id is not None or address_validated
-        self._bytes_received = 0
-        self._bytes_sent = 0
-        self._network_path: Any = None
-        self._new_address: Any = None  # the datagram being read came from here, not _network_path
+        self._path = PathInUse(self.is_client or retry_source_connection_id is not None or address_validated)
         self._last_peer_dcid = b""  # which of our connection IDs the peer's last packet used
         self._paths = PathValidator(self._entropy, follows_peer=not self.is_client)
+        self._preferred: Any = None  # client: the server's preferred address, while we validate it
+        self._preferred_offer = None if self.is_client else preferred_address.offer(
+            config.preferred_address, self._local_cids)
         self._peer_params: Optional[QuicTransportParameters] = None
         self._peer_ack_delay_exponent = 3
         self._peer_max_datagram_frame_size = 0
@@ -248,7 +247,7 @@ class QuicConnection:
     @property
     def peer_address(self) -> Any:
         """The address the peer is reached at now (it may change: migration)."""
-        return self._network_path
+        return self._path.addr
 
     @property
     def state(self) -> QuicConnectionState:
@@ -362,6 +361,7 @@ class QuicConnection:
             retry_source_connection_id=None if self.is_client else self._retry_source_cid,
             version_information=self._versions.local_information(),
             max_datagram_frame_size=config.max_datagram_frame_size or 0,
+            preferred_address=self._preferred_offer,
         )
         return params.encode()
 
@@ -384,9 +384,9 @@ class QuicConnection:
         """Client: start the handshake towards `addr`."""
         if not self.is_client:
             raise UsageError("connect() is for clients")
-        if self._network_path is not None:
+        if self._path.addr is not None:
             raise UsageError("connect() was already called")
-        self._network_path = addr
+        self._path.addr = addr
         self._liveness.start(now)
         self._start_client(now)
 
@@ -454,7 +454,7 @@ class QuicConnection:
             raise UsageError("no spare connection ID of the server's to migrate with")
         self._stats.path_migrations += 1
         self._loss.reset_path()
-        self._paths.start(self._network_path, None, now, self._loss.probe_timeout())
+        self._paths.start(self._path.addr, None, now, self._loss.probe_timeout())
         self._builder.request_ack_eliciting()
 
     def send_new_token(self, token: bytes) -> None:
@@ -521,10 +521,16 @@ class QuicConnection:
     def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
         """Datagrams as GSO batches: (buffer, segment_size, addr); each buffer
         is packets of segment_size bytes, the last one possibly shorter."""
+        return [batch[:3] for batch in self.path_datagram_batches(now)]
+
+    def path_datagram_batches(self, now: float) -> list[tuple[bytes, int, Any, Any]]:
+        """The same batches with the local address each must leave from, as
+        receive_datagram was told it (None: the only one): (buffer,
+        segment_size, addr, local).  For a server on more than one address."""
         state = self._state
-        if state >= QuicConnectionState.DRAINING or self._network_path is None:
+        if state >= QuicConnectionState.DRAINING or self._path.addr is None:
             return []
-        addr = self._network_path
+        addr = self._path.addr
         try:
             if self._end.pending or state == QuicConnectionState.CLOSING:
                 return self._send_close(now)
@@ -535,7 +541,7 @@ class QuicConnection:
             if self._loss.needs_ack_eliciting(APPLICATION) and self._one_rtt is not None:
                 self._builder.request_ack_eliciting()
             batches = self._builder.build(now, self._send_facts())
-            self._bytes_sent += self._builder.bytes_sent
+            self._path.sent += self._builder.bytes_sent
         except Exception as exc:
             if RAISE_INTERNAL_ERRORS:
                 raise
@@ -548,13 +554,17 @@ class QuicConnection:
             stats.bytes_sent += len(buffer)
         if len(batches) > 1:
             batches = merge_batches(batches)
-        return [(buffer, segment, addr) for buffer, segment in batches]
+        local = self._path.local
+        out = [(buffer, segment, addr, local) for buffer, segment in batches]
+        if self._paths.off_path:  # PATH_RESPONSEs for other paths, challenges to an address not in use
+            out += self._builder.build_off_path(now, self._send_facts(), self._paths.take_off_path())
+        return out
 
-    def _send_close(self, now: float) -> list[tuple[bytes, int, Any]]:
+    def _send_close(self, now: float) -> list[tuple[bytes, int, Any, Any]]:
         frame = self._end.take()
         if frame is None:
             return []
-        budget = 1 << 30 if self._address_validated else 3 * self._bytes_received - self._bytes_sent
+        budget = self._path.budget
         datagram = self._builder.build_close(now, self._send_facts(), frame, self._handshake_confirmed)
         if self._state < QuicConnectionState.CLOSING:
             self._enter_closing(now, QuicConnectionState.CLOSING)
@@ -564,15 +574,14 @@ class QuicConnection:
             # RFC 9000 §8.1, §10.2.1: a close to an unvalidated address obeys the
             # 3x limit too; unsent, it does not count against it.
             return []
-        self._bytes_sent += len(datagram)
+        self._path.sent += len(datagram)
         self._stats.datagrams_sent += 1
         self._stats.bytes_sent += len(datagram)
-        return [(datagram, len(datagram), self._network_path)]
+        return [(datagram, len(datagram), self._path.addr, self._path.local)]
 
     def _send_facts(self) -> SendFacts:
         return SendFacts(
-            self._one_rtt, self._versions.current, self._token, self._address_validated,
-            3 * self._bytes_received - self._bytes_sent, self._mds, self._closing, self._streams_ready, self._qlog,
+            self._one_rtt, self._versions.current, self._token, self._path.validated, self._path.budget, self._mds, self._closing, self._streams_ready, self._qlog,
             self.ecn_codepoint == ECN_ECT0,
         )
 
@@ -613,32 +622,37 @@ class QuicConnection:
 
     # ------------------------------------------------------------------
     # receiving
-    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0, local: Any = None) -> None:
         """Process one UDP datagram from `addr`; `ecn` is the ECN codepoint
-        its IP header carried (0-3, RFC 3168), where the socket can tell."""
+        its IP header carried (0-3, RFC 3168), where the socket can tell;
+        `local` which of our addresses it came to, for a server on more than
+        one (a preferred address): path_datagram_batches says where to send from."""
         if self._state < QuicConnectionState.DRAINING:
             self._ecn_in = ecn
+            self._path.datagram_local = local
             self._guarded_receive(data, addr, now)
 
     def receive_first_initial(self, data: bytes, addr: Any, now: float, keys: tuple, opened: tuple,
-                              ecn: int = 0) -> None:
+                              ecn: int = 0, local: Any = None) -> None:
         """Server, from QuicEndpoint: the first datagram, whose first packet (an
         Initial) the endpoint opened already: `keys` are the (send, receive)
         Initial keys of its DCID, `opened` that packet's (plain header,
         payload, packet number); neither is derived nor opened again."""
         self._first_initial = (keys, opened)
         try:
-            self.receive_datagram(data, addr, now, ecn)
+            self.receive_datagram(data, addr, now, ecn, local)
         finally:
             self._first_initial = None  # only ever for that packet
 
-    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float, ecn: int = 0) -> None:
+    def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float, ecn: int = 0,
+                          local: Any = None) -> None:
         """Process the datagrams of one GRO batch from `addr`: `data` holds
         them back to back, `segment_size` bytes each (the last may be
         shorter).  The same as receive_datagram on each, in one call."""
         if segment_size <= 0:
             raise UsageError("segment_size must be positive")
         self._ecn_in = ecn  # one codepoint for the batch: GRO merges only equal ones
+        self._path.datagram_local = local
         for start in range(0, len(data), segment_size):
             if self._state >= QuicConnectionState.DRAINING:
                 return
@@ -660,12 +674,10 @@ class QuicConnection:
         size = len(data)
         stats.datagrams_received += 1
         stats.bytes_received += size
-        self._datagram_size = size
-        self._bytes_received += size
-        if self._network_path is None:
-            self._network_path = addr
+        path = self._path
+        if path.addr is None:
             self._liveness.start(now)
-        self._new_address = None if addr == self._network_path else addr
+        path.on_datagram(addr, size)
         if self._state == QuicConnectionState.CLOSING:
             self._end.on_datagram()  # RFC 9000 §10.2.1: CONNECTION_CLOSE again, ever less often
             return
@@ -772,7 +784,7 @@ class QuicConnection:
                 return self._drop()
             if self._initial_dcid is not None and dcid != self._initial_dcid:
                 return self._drop()
-        if ptype is PacketType.INITIAL and not self.is_client and self._datagram_size < 1200:
+        if ptype is PacketType.INITIAL and not self.is_client and self._path.datagram_size < 1200:
             return self._drop()  # RFC 9000 §14.1: MUST discard Initials in small datagrams
         if (
             self.is_client
@@ -829,7 +841,7 @@ class QuicConnection:
             if ptype is PacketType.HANDSHAKE and not self.is_client:
                 # RFC 9000 §8.1: a Handshake packet proves the client's address;
                 # RFC 9001 §4.9.1: the server discards its Initial keys.
-                self._address_validated = True
+                self._path.validated = True
                 if not self._spaces[INITIAL].discarded:
                     self._discard_space(INITIAL, now)
         return self._process_packet(space, ptype, plain, payload, pn, dcid, now)
@@ -941,10 +953,10 @@ class QuicConnection:
             self._state = QuicConnectionState.CONNECTED
         if self._qlog is not None:
             self._qlog.packet_received(now, ptype, pn, len(plain) + len(payload) + 16, parsed.frames)
-        if self._new_address is not None and ptype is PacketType.ONE_RTT:
+        if self._path.new_address is not None and ptype is PacketType.ONE_RTT:
             move = self._paths.on_packet_from_new_address(
-                self._new_address, parsed.frames, pn == space.ack.largest_received,
-                current=self._network_path, current_validated=self._address_validated,
+                self._path.new_address, parsed.frames, pn == space.ack.largest_received,
+                current=self._path.addr, current_validated=self._path.validated,
                 dcid_changed=dcid != self._last_peer_dcid, confirmed=self._handshake_confirmed,
                 now=now, loss=self._loss,
             )
@@ -1011,42 +1023,47 @@ class QuicConnection:
         self._flush_cid_events()
 
     def _on_path_challenge(self, frame: PathChallenge, space: Space, dcid: bytes, now: float) -> None:
-        self._builder.queue_path_response(PathResponse(frame.data), self._configuration.max_pending_path_responses)
+        limit = self._configuration.max_pending_path_responses
+        if self._path.new_address is None:
+            self._builder.queue_path_response(PathResponse(frame.data), limit)
+        else:  # RFC 9000 §8.2.2: on the path the challenge came from; 1200 bytes if 3x allows (§8.2.1)
+            pad = 3 * self._path.datagram_size >= MIN_INITIAL_DATAGRAM
+            self._paths.respond_elsewhere(PathResponse(frame.data), self._path.new_address, self._path.datagram_local, pad, limit)
 
     def _on_path_response(self, frame: PathResponse, space: Space, dcid: bytes, now: float) -> None:
         addr = self._paths.on_response(frame.data)
         if addr is not None:
             self._stats.paths_validated += 1
             self._events.append(events.PathValidated(addr))
-            if addr == self._network_path:
-                self._switch_path(addr, validated=True)
+            if addr == self._preferred and (self._peer_cids.use(PREFERRED_CID_SEQUENCE) or self._peer_cids.change()):
+                self._preferred = None  # RFC 9000 §9.6.1: proven; move there, with its connection ID (§9.5)
+                self._stats.path_migrations += 1
+                self._loss.reset_path()  # another server address: a new path (§9.4)
+                self._path.switch(addr, True, self._path.local)
+            elif addr == self._path.addr:
+                self._path.validated = True
 
     # What paths.py decides, applied: the path in use and its anti-amplification accounting.
     def _follow_peer(self, move: Migration) -> None:
-        self._new_address = None
+        path = self._path
+        path.new_address = None
         self._stats.path_migrations += 1
         if move.new_peer_cid:
             self._peer_cids.change()
-        self._switch_path(move.addr, move.validated)
+        path.switch(move.addr, move.validated, path.datagram_local)  # §9.6.2: to a server's preferred address too
 
-    def _switch_path(self, addr: Any, validated: bool) -> None:
-        self._network_path = addr
-        self._address_validated = validated
-        if not validated:  # RFC 9000 §8.1, §9.3: the 3x limit, counted afresh from this datagram
-            self._bytes_received = self._datagram_size
-            self._bytes_sent = 0
-
-    def _on_path_failed(self, fallback: Any) -> None:
+    def _on_path_failed(self, outcome: ValidationOutcome) -> None:
         # RFC 9000 §9.3.2: back to the last proven address, or give up.
         self._stats.path_validation_failures += 1
-        self._events.append(events.PathValidationFailed(self._network_path))
-        if self.is_client:
-            return  # our own new path: the application may go back to the old one
+        self._events.append(events.PathValidationFailed(outcome.addr))
+        if self.is_client or outcome.elsewhere:
+            return  # our own new path (the application may go back), or one we never moved to
+        fallback = outcome.fallback
         if fallback is None:
             self._end.silently(ErrorCode.NO_ERROR, "Path validation failed")
             self._terminate()
         else:
-            self._switch_path(fallback, validated=True)
+            self._path.switch(fallback, True, self._path.local)
 
     def _on_datagram_frame(self, frame: Datagram, space: Space, dcid: bytes, now: float) -> None:
         self._on_datagram(frame)
@@ -1213,6 +1230,8 @@ class QuicConnection:
         if self.is_client:
             if params.stateless_reset_token is not None:
                 self._peer_cids.set_active_token(params.stateless_reset_token)
+            if params.preferred_address is not None:  # its connection ID is the server's number 1 (§5.1.1)
+                self._peer_cids.on_new_connection_id(preferred_address.cid_frame(params.preferred_address))
         self._versions.check_peer(params.version_information)
         self._peer_params = params
         self._peer_ack_delay_exponent = params.ack_delay_exponent
@@ -1250,6 +1269,11 @@ class QuicConnection:
             self._discard_space(HANDSHAKE, now)
         if not self._spaces[INITIAL].discarded:
             self._discard_space(INITIAL, now)
+        if self.is_client and self._configuration.follow_preferred_address:
+            # RFC 9000 §9.6.1: validate the server's preferred address from the path in use.
+            self._preferred = preferred_address.target(self._peer_params, self._path.addr, self._peer_cids)
+            if self._preferred is not None:
+                self._paths.probe_elsewhere(self._preferred, now, self._loss.probe_timeout())
 
     def _discard_space(self, sid: PacketNumberSpace, now: float) -> None:
         self._spaces[sid].discard()
@@ -1328,7 +1352,7 @@ class QuicConnection:
         deadline = self._liveness.deadline(self._loss.probe_timeout(), self._handshake_confirmed)
         if deadline is not None:
             timers.append(deadline)
-        blocked = self._is_amplification_blocked()
+        blocked = self._path.blocked
         loss_timer = self._loss.get_loss_detection_timer(amplification_blocked=blocked)
         if loss_timer is not None:
             timers.append(loss_timer)
@@ -1347,9 +1371,6 @@ class QuicConnection:
         if path_timer is not None:
             timers.append(path_timer)
         return min(timers) if timers else None
-
-    def _is_amplification_blocked(self) -> bool:
-        return not self._address_validated and 3 * self._bytes_received - self._bytes_sent < 64
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timer is due at `now`."""
@@ -1387,10 +1408,10 @@ class QuicConnection:
         if path_timer is not None and now >= path_timer:
             outcome = self._paths.on_timer(now, self._loss.probe_timeout())
             if outcome is not None and outcome.failed:
-                self._on_path_failed(outcome.fallback)
+                self._on_path_failed(outcome)
             if self._state >= QuicConnectionState.TERMINATED:
                 return
-        result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._is_amplification_blocked())
+        result = self._loss.on_loss_detection_timeout(now, amplification_blocked=self._path.blocked)
         if type(result) is PacketsLost:
             self._stats.packets_lost += len(result.lost)
             for packet in result.lost:

@@ -73,6 +73,11 @@ class LocalConnectionIds:
         self.events.append((True, cid))
         return entry
 
+    def issue(self) -> LocalCid:
+        """One more ID, sent some other way than NEW_CONNECTION_ID (the
+        server's preferred_address transport parameter)."""
+        return self._issue()
+
     @property
     def active_count(self) -> int:
         return sum(1 for e in self.by_sequence.values() if not e.retired)
@@ -207,10 +212,9 @@ class PeerConnectionIds:
         self.spare.pop(sequence, None)  # never used: its token never counted
         self.retire_pending.append(sequence)
 
-    def _switch(self) -> None:
+    def _switch(self, sequence: Optional[int] = None) -> None:
         old = self.active
-        sequence = min(self.spare)
-        self.active = self.spare.pop(sequence)
+        self.active = self.spare.pop(min(self.spare) if sequence is None else sequence)
         if old.token is not None:
             self.recent_tokens[old.sequence] = old.token  # a reset may still come for the old one
         self.retire_pending.append(old.sequence)
@@ -221,6 +225,19 @@ class PeerConnectionIds:
             return False
         self._switch()
         return True
+
+    def use(self, sequence: int) -> bool:
+        """Move to the spare ID `sequence` and retire the current one (False
+        if there is no such spare: retired, or never received)."""
+        if sequence not in self.spare:
+            return False
+        self._switch(sequence)
+        return True
+
+    def next_cid(self) -> bytes:
+        """The ID change() would move to (the one in use if there is no
+        spare): what a datagram on another path carries (§9.5)."""
+        return self.spare[min(self.spare)].cid if self.spare else self.active.cid
 
     def take_frames(self) -> list[RetireConnectionId]:
         frames = [RetireConnectionId(s) for s in self.retire_pending]

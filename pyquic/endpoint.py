@@ -137,7 +137,8 @@ class QuicEndpoint:
         self._routes: dict[bytes, QuicConnection] = {}
         self._cids: dict[QuicConnection, set[bytes]] = {}
         self._accepted: list[QuicConnection] = []
-        self._replies: list[tuple[bytes, Any]] = []
+        self._replies: list[tuple[bytes, Any, Any]] = []  # (datagram, addr, local)
+        self._local: Any = None  # which of our addresses the datagram being routed came to
         # Connections whose handshake is not complete, oldest first (a dict
         # keeps the order); those of token-validated addresses are in it too.
         self._half_open: dict[QuicConnection, None] = {}
@@ -174,9 +175,14 @@ class QuicEndpoint:
         return len(self._half_open)
 
     # -- receiving -----------------------------------------------------------------
-    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Optional[QuicConnection]:
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0,
+                         local: Any = None) -> Optional[QuicConnection]:
         """Route one datagram; returns the connection it went to (None: answered
-        or dropped).  `ecn`: the ECN codepoint of its IP header (0-3)."""
+        or dropped).  `ecn`: the ECN codepoint of its IP header (0-3);
+        `local`: which of our addresses it came to, for a server on more than
+        one (its preferred address): answers leave from there (see
+        path_datagram_batches)."""
+        self._local = local
         if not data:
             return self._dropped()
         cid_length = self.configuration.connection_id_length
@@ -194,12 +200,12 @@ class QuicEndpoint:
             conn = self._routes.get(header.destination_cid)
             if conn is None:
                 return self._new_connection(header, data, addr, now, ecn)  # it got the datagram
-        conn.receive_datagram(data, addr, now, ecn)
+        conn.receive_datagram(data, addr, now, ecn, local)
         self._after(conn, now)
         return conn
 
     def receive_datagrams(self, data: bytes, segment_size: int, addr: Any, now: float,
-                          ecn: int = 0) -> list[QuicConnection]:
+                          ecn: int = 0, local: Any = None) -> list[QuicConnection]:
         """Route the datagrams of one GRO batch from `addr` (back to back,
         `segment_size` bytes each, the last may be shorter).  A run of
         short-header datagrams for one connection goes to it in one call.
@@ -218,14 +224,14 @@ class QuicEndpoint:
                 dcid = data[start + 1 : start + 1 + cid_length]
                 conn = routes.get(dcid)
             if conn is None:
-                conn = self.receive_datagram(data[start:stop], addr, now, ecn)
+                conn = self.receive_datagram(data[start:stop], addr, now, ecn, local)
             else:
                 # Extend the run over the following datagrams for the same CID.
                 while stop < size and not data[stop] & 0x80 and data[stop + 1 : stop + 1 + cid_length] == dcid:
                     stop = min(stop + segment_size, size)
                 # The whole batch (the usual case) goes without another copy.
                 run = data if start == 0 and stop == size else data[start:stop]
-                conn.receive_datagrams(run, segment_size, addr, now, ecn)
+                conn.receive_datagrams(run, segment_size, addr, now, ecn, local)
                 self._after(conn, now)
             if conn is not None and (not touched or touched[-1] is not conn):
                 touched.append(conn)
@@ -322,7 +328,7 @@ class QuicEndpoint:
             self.stats["half_open_peak"] = len(self._half_open)
         # The keys and the packet were derived and opened above: handed over, not redone.
         conn.receive_first_initial(data, addr, now, (_server_keys(header.version, initial_secret), recv_keys), opened,
-                                   ecn)
+                                   ecn, self._local)
         self._after(conn, now)
         return conn
 
@@ -383,7 +389,7 @@ class QuicEndpoint:
         if len(self._replies) >= self.max_pending_replies:
             self.stats["replies_dropped"] += 1
             return
-        self._replies.append((data, addr))
+        self._replies.append((data, addr, self._local))
 
     def _route(self, conn: QuicConnection, cid: bytes) -> None:
         self._routes[cid] = conn
@@ -443,6 +449,13 @@ class QuicEndpoint:
         return list(self._cids)
 
     def stateless_datagrams(self) -> list[tuple[bytes, Any]]:
+        """The endpoint's own answers (Version Negotiation, Retry, stateless
+        reset, refusals) as (datagram, addr)."""
+        return [(data, addr) for data, addr, _ in self.stateless_path_datagrams()]
+
+    def stateless_path_datagrams(self) -> list[tuple[bytes, Any, Any]]:
+        """The same as (datagram, addr, local): each leaves from the local
+        address its cause came to."""
         replies, self._replies = self._replies, []
         return replies
 
@@ -454,9 +467,14 @@ class QuicEndpoint:
         return out
 
     def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
-        out = [(data, len(data), addr) for data, addr in self.stateless_datagrams()]
+        return [batch[:3] for batch in self.path_datagram_batches(now)]
+
+    def path_datagram_batches(self, now: float) -> list[tuple[bytes, int, Any, Any]]:
+        """Every connection's batches and the endpoint's answers as
+        (buffer, segment_size, addr, local): QuicConnection.path_datagram_batches."""
+        out = [(data, len(data), addr, local) for data, addr, local in self.stateless_path_datagrams()]
         for conn in list(self._cids):
-            out.extend(conn.datagram_batches_to_send(now))
+            out.extend(conn.path_datagram_batches(now))
             self._after(conn, now)
         return out
 

@@ -255,6 +255,31 @@ class PacketBuilder(SentRecords):
             return None
         return self._finish_datagram(parts, now, pad=self.is_client and parts[0][0] == INITIAL)
 
+    def build_off_path(self, now: float, facts: SendFacts, items: list) -> list[tuple[bytes, int, object, object]]:
+        """Datagrams for other paths than the one in use (paths.OffPath), as
+        (datagram, size, addr, local): each one 1-RTT packet of its frame
+        (PATH_CHALLENGE or PATH_RESPONSE) to the peer's next connection ID
+        (RFC 9000 §9.5: not the path in use's), expanded to 1200 bytes when
+        the item says (§8.2.1).  Their bytes are left out of bytes_sent:
+        they are not the path in use's (the stats count them)."""
+        out: list = []
+        if facts.one_rtt is None or facts.closing:
+            return out
+        self.f = facts
+        stats = self.stats
+        sent_before = self.bytes_sent
+        for item in items:
+            payload = bytearray()
+            item.frame.encode(payload)
+            name = frame_name(type(item.frame))
+            stats.frames_sent[name] = stats.frames_sent.get(name, 0) + 1
+            datagram = self._finish_datagram([[APPLICATION, payload, [], True]], now, item.pad, self.peer_cids.next_cid())
+            stats.datagrams_sent += 1
+            stats.bytes_sent += len(datagram)
+            out.append((datagram, len(datagram), item.addr, item.local))
+        self.bytes_sent = sent_before
+        return out
+
     # ------------------------------------------------------------------
     # control frames
     def _collect_control(self, now: float) -> None:
@@ -341,12 +366,14 @@ class PacketBuilder(SentRecords):
         pad = has_initial and (self.is_client or parts[0][3])
         return self._finish_datagram(parts, now, pad)
 
-    def _finish_datagram(self, parts: list, now: float, pad: bool) -> bytes:
-        """Headers, padding, protection and records for the packets of one datagram."""
+    def _finish_datagram(self, parts: list, now: float, pad: bool, dcid: Optional[bytes] = None) -> bytes:
+        """Headers, padding, protection and records for the packets of one
+        datagram (to `dcid`, or the peer's connection ID in use)."""
         f = self.f
         loss = self.loss
         version = f.version
-        dcid = self.peer_cids.cid
+        if dcid is None:
+            dcid = self.peer_cids.cid
         scid = self.local_cids.host_cid
         # Plain sizes first, to know how much padding the datagram needs.
         plans = []

@@ -7,17 +7,27 @@
 #     fresh challenge (each PTO) and when to give up (§8.2.4: three times the
 #     larger of the current PTO and a new path's PTO);
 #   - the address to fall back to when validation fails (§9.3.2);
+#   - datagrams for a path other than the one in use (OffPath): a
+#     PATH_RESPONSE goes back on the path its PATH_CHALLENGE came from
+#     (§8.2.2), and a client's challenges to an address it has not moved to
+#     yet (a server's preferred address, §9.6.1) go there, each alone in a
+#     datagram expanded to 1200 bytes where the 3x limit allows (§8.2.1);
 #   - the decision that the peer migrated (a non-probing packet with the
 #     largest packet number so far, from another address, after the
 #     handshake is confirmed, and only on a server: §9.3), and what that
 #     means for congestion and RTT (reset through the LossRecovery it is
 #     handed, unless only the port changed: §9.4).
-# It never touches the connection: it returns what the connection should do
+# PathInUse owns the path the connection sends on: the peer's address and
+# ours (a server on more than one address is told which one each datagram
+# came to), whether the peer's address is proven, the datagram being read
+# (its size, whether it came on another path) and the 3x anti-amplification
+# accounting (§8.1), counted afresh on a new unproven address.
+# PathValidator never touches the connection: it returns what the connection should do
 # (Migration: switch the network path, take a fresh peer connection ID
 # when the peer took a new one of ours (§9.5), count anti-amplification
 # afresh on an unproven path; the address a PATH_RESPONSE proved;
-# ValidationOutcome: fall back, or close).  The connection keeps where it
-# sends, the anti-amplification accounting and the stats.
+# ValidationOutcome: fall back, or close).  The connection applies them to
+# its PathInUse and keeps the stats.
 # Which frames are probing (§9.1: a packet of only these never moves the
 # connection) is frame_types.PROBING_FRAME_TYPES; is_probing applies it to
 # parsed frames.  Randomness comes in; no clock is read here.
@@ -26,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .frame_types import PROBING_FRAME_TYPES
-from .frames import PathChallenge
+from .frames import PathChallenge, PathResponse
 from .recovery import K_INITIAL_RTT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,6 +62,17 @@ class ValidationOutcome(NamedTuple):
 
     failed: bool  # give up on the probed address
     fallback: Any  # where to go back to (None: nowhere proven: close)
+    addr: Any = None  # the address given up on
+    elsewhere: bool = False  # ... which was not the path in use (nothing to fall back from)
+
+
+class OffPath(NamedTuple):
+    """A datagram for another path than the one in use."""
+
+    frame: Any  # PathChallenge or PathResponse, alone in a 1-RTT packet
+    addr: Any  # the peer's address on that path
+    local: Any  # ours (None: the one in use)
+    pad: bool  # expanded to 1200 bytes (§8.2.1)
 
 
 class Migration(NamedTuple):
@@ -60,6 +81,47 @@ class Migration(NamedTuple):
     addr: Any  # the new network path
     new_peer_cid: bool  # §9.5: the peer took a new connection ID of ours: we take one of its
     validated: bool  # a proven address; else the 3x limit counts afresh from this datagram (§8.1)
+
+
+class PathInUse:
+    """The path a connection sends on; see the module header."""
+
+    __slots__ = ("addr", "local", "validated", "received", "sent", "datagram_size", "datagram_local", "new_address")
+
+    def __init__(self, validated: bool) -> None:
+        self.addr: Any = None  # the peer's address (None: not known yet)
+        self.local: Any = None  # ours, as receive_datagram was told (None: the only one)
+        self.validated = validated  # the peer proved it owns addr (§8.1)
+        self.received = 0  # bytes from addr, and sent to it, while unproven (the 3x limit)
+        self.sent = 0
+        self.datagram_size = 0  # the datagram being read: its size,
+        self.datagram_local: Any = None  # the local address it came to,
+        self.new_address: Any = None  # and its source, when it came on another path (else None)
+
+    def on_datagram(self, addr: Any, size: int) -> None:
+        """A datagram from `addr` (to datagram_local) is about to be read."""
+        self.datagram_size = size
+        self.received += size
+        if self.addr is None:
+            self.addr, self.local = addr, self.datagram_local
+        self.new_address = None if addr == self.addr and self.datagram_local == self.local else addr
+
+    @property
+    def budget(self) -> int:
+        """Bytes we may still send (§8.1: three times what arrived, until proven)."""
+        return 1 << 30 if self.validated else 3 * self.received - self.sent
+
+    @property
+    def blocked(self) -> bool:
+        return not self.validated and 3 * self.received - self.sent < 64
+
+    def switch(self, addr: Any, validated: bool, local: Any) -> None:
+        """Send to `addr` from `local` from now on; an unproven address counts
+        the 3x limit afresh from the datagram being read (§8.1, §9.3)."""
+        self.addr, self.local, self.validated = addr, local, validated
+        if not validated:
+            self.received = self.datagram_size
+            self.sent = 0
 
 
 class PathValidator:
@@ -75,6 +137,8 @@ class PathValidator:
         self.resend_at: Optional[float] = None
         self.deadline: Optional[float] = None
         self.frames: list = []  # PATH_CHALLENGE frames waiting to be sent
+        self.elsewhere = False  # the probed address is not the path in use: its challenges go as OffPath
+        self.off_path: list[OffPath] = []  # datagrams for other paths, waiting to be sent
         # (How many migrations, validations and failures: the connection's stats.)
 
     # -- addresses ---------------------------------------------------------------
@@ -119,23 +183,42 @@ class PathValidator:
         return Migration(addr, dcid_changed, False)
 
     # -- validation ----------------------------------------------------------------
-    def start(self, addr: Any, previous: Any, now: float, pto: float) -> None:
+    def start(self, addr: Any, previous: Any, now: float, pto: float, elsewhere: bool = False) -> None:
         """Probe `addr`, which the connection has just moved to from `previous`."""
         if self.is_validated(previous):
             self.fallback = previous
         self.probing = addr
+        self.elsewhere = elsewhere
         self._sent = []
         # §8.2.4: 3 x max(current PTO, a new path's PTO); the latter, from
         # kInitialRtt, is about 3 x kInitialRtt.
         self.deadline = now + 3 * max(pto, 3 * K_INITIAL_RTT)
         self._challenge(now, pto)
 
+    def probe_elsewhere(self, addr: Any, now: float, pto: float) -> None:
+        """Validate `addr` while staying on the path in use (a client and its
+        server's preferred address): the challenges go there as OffPath."""
+        self.start(addr, None, now, pto, elsewhere=True)
+
     def _challenge(self, now: float, pto: float) -> None:
         data = self._entropy(CHALLENGE_LENGTH)
         self._sent.append(data)
         del self._sent[:-MAX_OUTSTANDING_CHALLENGES]
-        self.frames = [PathChallenge(data)]
+        if self.elsewhere:
+            self.off_path.append(OffPath(PathChallenge(data), self.probing, None, True))
+        else:
+            self.frames = [PathChallenge(data)]
         self.resend_at = now + pto
+
+    def respond_elsewhere(self, frame: PathResponse, addr: Any, local: Any, pad: bool, limit: int) -> None:
+        """A PATH_RESPONSE for a challenge that came on another path (§8.2.2);
+        only the newest `limit` wait."""
+        self.off_path.append(OffPath(frame, addr, local, pad))
+        del self.off_path[:-limit]
+
+    def take_off_path(self) -> list[OffPath]:
+        items, self.off_path = self.off_path, []
+        return items
 
     def on_response(self, data: bytes) -> Any:
         """A PATH_RESPONSE: the address it proves, or None (not ours, or late)."""
@@ -149,6 +232,7 @@ class PathValidator:
     def stop(self) -> None:
         """No validation outstanding (proven, given up, or back on a proven address)."""
         self.probing = None
+        self.elsewhere = False
         self._sent = []
         self.resend_at = self.deadline = None
         self.frames = []
@@ -169,9 +253,9 @@ class PathValidator:
         if self.deadline is None:
             return None
         if now >= self.deadline:
-            fallback = self.fallback
+            outcome = ValidationOutcome(True, self.fallback, self.probing, self.elsewhere)
             self.stop()
-            return ValidationOutcome(True, fallback)
+            return outcome
         if self.resend_at is not None and now >= self.resend_at:
             self._challenge(now, pto)
         return None
@@ -180,6 +264,8 @@ class PathValidator:
 __all__ = [
     "MAX_VALIDATED_ADDRESSES",
     "Migration",
+    "OffPath",
+    "PathInUse",
     "PathValidator",
     "ValidationOutcome",
     "is_probing",

@@ -647,13 +647,13 @@ class InteropSuite:
             job = _in_executor(run_client, self.peer, rport, files, ops, timeout=150)
             await self._blackhole_when_busy(relay, blackhole=0)
             (conn,) = ours.server._endpoint.connections
-            before = conn._network_path
+            before = conn._path.addr
             await relay.rebind()
             results = await asyncio.wait_for(job, 160)
             assert_all_ok(results)
             stats = conn.stats
             assert relay.rebinds == 1 and stats.path_migrations == 1 and stats.paths_validated == 1, stats.as_dict()
-            assert conn._network_path != before and stats.path_validation_failures == 0
+            assert conn._path.addr != before and stats.path_validation_failures == 0
         finally:
             relay.close()
             await ours.stop()

@@ -265,7 +265,7 @@ def test_retry_through_the_endpoint():
     assert server._retry_source_cid == client._retry_source_cid
     assert server.original_destination_connection_id == client.original_destination_connection_id
     # RFC 9000 §8.1: the Retry token validated the address: no 3x limit.
-    assert server._address_validated
+    assert server._path.validated
     sid = client.get_next_available_stream_id()
     client.send_stream_data(sid, b"after retry", end_stream=True)
     pair.drive()
@@ -354,7 +354,7 @@ def test_server_sends_at_most_three_times_what_it_received_before_validation():
     pair.drive(duration=8)
     received = 2 * 1200
     assert 0 < pair.bytes_sent["server"] <= 3 * received
-    assert not pair.server._address_validated
+    assert not pair.server._path.validated
 
 
 # -- secrets log and qlog -------------------------------------------------------------------

@@ -448,7 +448,7 @@ def test_auto_retry_turns_on_above_the_threshold_and_validated_clients_pass_the_
     # A client that comes back with its token gets in past the half-open cap.
     client, again = retried_client(endpoint, seed=50)
     conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
-    assert conn is not None and conn._address_validated and endpoint.half_open == 4
+    assert conn is not None and conn._path.validated and endpoint.half_open == 4
     # All time out; the hysteresis turns Retry off below the release level.
     endpoint.handle_timer(10.5)
     assert endpoint.half_open == 0 and endpoint.stats["half_open_expired"] == 4
@@ -466,7 +466,7 @@ def test_validated_half_open_connections_have_a_bound_of_their_own():
     for seed in (50, 51):
         _, again = retried_client(endpoint, seed=seed)
         conn = endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02)
-        assert conn is not None and conn._address_validated
+        assert conn is not None and conn._path.validated
     assert endpoint.half_open == 4 and endpoint.stats["half_open_peak"] == 4 and endpoint.stats["refused"] == 0
     client, again = retried_client(endpoint, seed=52)
     assert endpoint.receive_datagram(again[0], CLIENT_ADDR, 0.02) is None

@@ -54,7 +54,7 @@ def test_nat_rebinding_port_only_keeps_congestion_state_and_validates_the_path()
     before = pair.server._loss.congestion_window
     finish_exchange(pair, sid)
     server = pair.server
-    assert server._network_path == NEW_PORT and server._address_validated
+    assert server._path.addr == NEW_PORT and server._path.validated
     assert server.stats.path_migrations == 1 and server.stats.paths_validated == 1
     assert server.stats.frames_sent.get("path_challenge", 0) >= 1
     assert pair.client.stats.frames_sent.get("path_response", 0) >= 1
@@ -70,7 +70,7 @@ def test_a_new_host_resets_congestion_and_rtt():
     seen = []
 
     def migrated() -> bool:
-        if pair.server._network_path == NEW_HOST and not seen:
+        if pair.server._path.addr == NEW_HOST and not seen:
             rtt = pair.server._loss.rtt  # new: at most the sample of the ACK that moved it
             seen.append((pair.server._loss.congestion_window, rtt.first_sample_time in (None, pair.now)))
         return bool(seen)
@@ -94,7 +94,7 @@ def test_the_new_path_is_held_to_three_times_what_came_from_it_until_validated()
     sent_before = pair.bytes_sent["server"]
     pair.drive(duration=0.5)
     received = [e for e in pair.log if e[1] == "server" and e[2] == "received"][-1][3]
-    assert pair.server._network_path == NEW_PORT and not pair.server._address_validated
+    assert pair.server._path.addr == NEW_PORT and not pair.server._path.validated
     assert 0 < pair.bytes_sent["server"] - sent_before <= 3 * received
 
 
@@ -104,10 +104,10 @@ def test_a_spoofed_address_is_left_as_soon_as_the_client_speaks_again():
     # An off-path attacker races a copy of the client's next datagram (§9.3.3).
     datagrams = pair.client.datagrams_to_send(now=pair.now)
     pair._deliver("server", datagrams[0][0], ATTACKER)
-    assert pair.server._network_path == ATTACKER and not pair.server._address_validated
+    assert pair.server._path.addr == ATTACKER and not pair.server._path.validated
     for data, _ in datagrams:  # the genuine ones arrive after it (the first as a duplicate)
         pair._deliver("server", data, CLIENT_ADDR)
-    assert pair.server._network_path == CLIENT_ADDR and pair.server._address_validated
+    assert pair.server._path.addr == CLIENT_ADDR and pair.server._path.validated
     assert pair.server.stats.path_migrations == 2
     finish_exchange(pair, sid)
     assert pair.server.stats.path_validation_failures == 0 and pair.server.stats.paths_validated == 0
@@ -119,14 +119,14 @@ def test_a_probed_address_that_never_answers_falls_back():
     pair.client.send_stream_data(sid, b"one", end_stream=False)
     datagrams = pair.client.datagrams_to_send(now=pair.now)
     pair._deliver("server", datagrams[0][0], ATTACKER)
-    assert pair.server._network_path == ATTACKER
+    assert pair.server._path.addr == ATTACKER
     challenges_before = pair.server.stats.frames_sent.get("path_challenge", 0)
     # The client's retransmissions would move the server back at once: silence them.
     pair.client_to_server.blackhole = (pair.now, pair.now + 5.0)
     pair.drive(duration=6, quiet_gap=10)
     server = pair.server
     assert server.stats.path_validation_failures == 1
-    assert server._network_path == CLIENT_ADDR and server._address_validated
+    assert server._path.addr == CLIENT_ADDR and server._path.validated
     assert server.stats.frames_sent.get("path_challenge", 0) - challenges_before >= 2  # resent each PTO
     assert server.state == QuicConnectionState.CONNECTED
     # And the connection still works on the old path.
@@ -139,22 +139,25 @@ def test_probing_packets_and_reordered_packets_do_not_move_the_server():
     pair = settled_pair()
     probe = craft_short_packet(pair.client, bytes([0x1A]) + b"12345678")  # PATH_CHALLENGE
     pair._deliver("server", probe, ATTACKER)
-    assert pair.server._network_path == CLIENT_ADDR
-    # Answered (on the current path: responses to other addresses are not sent).
-    assert pair.server._path_responses and pair.server._path_responses[0].data == b"12345678"
+    assert pair.server._path.addr == CLIENT_ADDR
+    # Answered on the path the challenge came on (RFC 9000 §8.2.2), in a
+    # datagram of its own, within three times what came from there (§8.1).
+    answers = [data for data, addr in pair.server.datagrams_to_send(now=pair.now) if addr == ATTACKER]
+    assert len(answers) == 1 and len(answers[0]) <= 3 * len(probe)
+    assert pair.server.stats.frames_sent["path_response"] == 1 and not pair.server._path_responses
     # An older packet (not the largest number seen) from elsewhere.
     older = craft_short_packet(pair.client, bytes([0x01]))  # PING
     newer = craft_short_packet(pair.client, bytes([0x01]))
     pair._deliver("server", newer, CLIENT_ADDR)
     pair._deliver("server", older, NEW_PORT)
-    assert pair.server._network_path == CLIENT_ADDR and pair.server.stats.path_migrations == 0
+    assert pair.server._path.addr == CLIENT_ADDR and pair.server.stats.path_migrations == 0
 
 
 def test_the_client_never_follows_the_server_to_another_address():
     pair = settled_pair()
     pong = craft_short_packet(pair.server, bytes([0x01]))  # PING, the largest number so far
     pair.client.receive_datagram(pong, ("10.0.0.3", 443), now=pair.now)
-    assert pair.client._network_path == SERVER_ADDR and pair.client.stats.path_migrations == 0
+    assert pair.client._path.addr == SERVER_ADDR and pair.client.stats.path_migrations == 0
     pair.client.send_ping(7)
     assert pair.client.datagrams_to_send(now=pair.now)[0][1] == SERVER_ADDR
 
@@ -221,5 +224,5 @@ def test_a_rebinding_keeps_our_connection_id_and_a_migration_with_a_new_one_chan
     pair.client_addr = NEW_HOST
     pair.client.send_stream_data(pair.client.get_next_available_stream_id(), b"from elsewhere", end_stream=True)
     pair.drive()
-    assert pair.server._network_path == NEW_HOST
+    assert pair.server._path.addr == NEW_HOST
     assert pair.server._peer_cids.cid != before and pair.server.stats.path_migrations == 2

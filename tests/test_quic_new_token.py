@@ -66,7 +66,7 @@ def test_a_token_from_the_last_connection_skips_retry():
     second.handshake()
     assert not second.client._retry_received and endpoint.stats["retry"] == retries
     assert endpoint.stats["new_token_accepted"] == 1
-    assert second.server.connection._address_validated
+    assert second.server.connection._path.validated
     # It completed in one round trip: the handshake was done 1 RTT (0.1 s) after it began.
     assert second.now - (DAY - 60) == pytest.approx(0.15, abs=0.06)
 

@@ -186,8 +186,8 @@ def test_connection_close_to_an_unvalidated_address_respects_three_times():
         server.receive_datagram(b"\x00", CLIENT_ADDR, now=pair.now)
     server.datagrams_to_send(now=pair.now)
     # ... never beyond three times what it received (RFC 9000 §8.1).
-    assert not server._address_validated
-    assert server._bytes_sent <= 3 * server._bytes_received
+    assert not server._path.validated
+    assert server._path.sent <= 3 * server._path.received
 
 
 # -- probes carry an ACK ----------------------------------------------------------------------
