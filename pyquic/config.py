@@ -139,6 +139,10 @@ class QuicConfiguration:
             raise UsageError("idle_timeout must not be negative (0: none)")
         if self.handshake_timeout is not None and not self.handshake_timeout > 0:
             raise UsageError("handshake_timeout must be positive (or None: the idle timeout only)")
+        if self.preferred_address:
+            from .preferred_address import check_addresses
+
+            check_addresses(self.preferred_address)  # IP addresses and ports, one per family
         self._tls_config: Optional[tls.Config] = None
 
     # -- aioquic-style loaders -------------------------------------------------

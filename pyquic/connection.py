@@ -1040,6 +1040,8 @@ class QuicConnection:
                 self._stats.path_migrations += 1
                 self._loss.reset_path()  # another server address: a new path (§9.4)
                 self._path.switch(addr, True, self._path.local)
+                if self._path.new_address == addr:
+                    self._path.new_address = None  # the rest of this datagram came on the path in use
             elif addr == self._path.addr:
                 self._path.validated = True
 

@@ -257,8 +257,8 @@ class PacketBuilder(SentRecords):
 
     def build_off_path(self, now: float, facts: SendFacts, items: list) -> list[tuple[bytes, int, object, object]]:
         """Datagrams for other paths than the one in use (paths.OffPath), as
-        (datagram, size, addr, local): each one 1-RTT packet of its frame
-        (PATH_CHALLENGE or PATH_RESPONSE) to the peer's next connection ID
+        (datagram, size, addr, local): each one 1-RTT packet of its frames
+        (PATH_CHALLENGE, PATH_RESPONSE) to the peer's next connection ID
         (RFC 9000 §9.5: not the path in use's), expanded to 1200 bytes when
         the item says (§8.2.1).  Their bytes are left out of bytes_sent:
         they are not the path in use's (the stats count them)."""
@@ -270,9 +270,10 @@ class PacketBuilder(SentRecords):
         sent_before = self.bytes_sent
         for item in items:
             payload = bytearray()
-            item.frame.encode(payload)
-            name = frame_name(type(item.frame))
-            stats.frames_sent[name] = stats.frames_sent.get(name, 0) + 1
+            for frame in item.frames:
+                frame.encode(payload)
+                name = frame_name(type(frame))
+                stats.frames_sent[name] = stats.frames_sent.get(name, 0) + 1
             datagram = self._finish_datagram([[APPLICATION, payload, [], True]], now, item.pad, self.peer_cids.next_cid())
             stats.datagrams_sent += 1
             stats.bytes_sent += len(datagram)

@@ -9,7 +9,9 @@
 #   - the address to fall back to when validation fails (§9.3.2);
 #   - datagrams for a path other than the one in use (OffPath): a
 #     PATH_RESPONSE goes back on the path its PATH_CHALLENGE came from
-#     (§8.2.2), and a client's challenges to an address it has not moved to
+#     (§8.2.2), from a server with a PATH_CHALLENGE of its own, so that path
+#     is proven both ways before it moves there (§9.6.2: its preferred address),
+#     and a client's challenges to an address it has not moved to
 #     yet (a server's preferred address, §9.6.1) go there, each alone in a
 #     datagram expanded to 1200 bytes where the 3x limit allows (§8.2.1);
 #   - the decision that the peer migrated (a non-probing packet with the
@@ -69,7 +71,7 @@ class ValidationOutcome(NamedTuple):
 class OffPath(NamedTuple):
     """A datagram for another path than the one in use."""
 
-    frame: Any  # PathChallenge or PathResponse, alone in a 1-RTT packet
+    frames: tuple  # PATH_CHALLENGE / PATH_RESPONSE frames, alone in a 1-RTT packet
     addr: Any  # the peer's address on that path
     local: Any  # ours (None: the one in use)
     pad: bool  # expanded to 1200 bytes (§8.2.1)
@@ -139,6 +141,7 @@ class PathValidator:
         self.frames: list = []  # PATH_CHALLENGE frames waiting to be sent
         self.elsewhere = False  # the probed address is not the path in use: its challenges go as OffPath
         self.off_path: list[OffPath] = []  # datagrams for other paths, waiting to be sent
+        self._asked_elsewhere: dict[bytes, Any] = {}  # our challenges sent with those responses -> address
         # (How many migrations, validations and failures: the connection's stats.)
 
     # -- addresses ---------------------------------------------------------------
@@ -205,15 +208,24 @@ class PathValidator:
         self._sent.append(data)
         del self._sent[:-MAX_OUTSTANDING_CHALLENGES]
         if self.elsewhere:
-            self.off_path.append(OffPath(PathChallenge(data), self.probing, None, True))
+            self.off_path.append(OffPath((PathChallenge(data),), self.probing, None, True))
         else:
             self.frames = [PathChallenge(data)]
         self.resend_at = now + pto
 
     def respond_elsewhere(self, frame: PathResponse, addr: Any, local: Any, pad: bool, limit: int) -> None:
-        """A PATH_RESPONSE for a challenge that came on another path (§8.2.2);
-        only the newest `limit` wait."""
-        self.off_path.append(OffPath(frame, addr, local, pad))
+        """A PATH_RESPONSE for a challenge that came on another path (§8.2.2),
+        and, from a server (which may move there), a challenge of ours with
+        it; only the newest `limit` wait."""
+        frames: tuple = (frame,)
+        if self._follows_peer:
+            data = self._entropy(CHALLENGE_LENGTH)
+            asked = self._asked_elsewhere
+            asked[data] = addr
+            while len(asked) > MAX_OUTSTANDING_CHALLENGES:
+                del asked[next(iter(asked))]
+            frames = (frame, PathChallenge(data))
+        self.off_path.append(OffPath(frames, addr, local, pad))
         del self.off_path[:-limit]
 
     def take_off_path(self) -> list[OffPath]:
@@ -222,6 +234,10 @@ class PathValidator:
 
     def on_response(self, data: bytes) -> Any:
         """A PATH_RESPONSE: the address it proves, or None (not ours, or late)."""
+        elsewhere = self._asked_elsewhere.pop(data, None)
+        if elsewhere is not None:
+            self.mark_validated(elsewhere)
+            return elsewhere
         if self.probing is None or data not in self._sent:
             return None
         addr = self.probing

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 
 import pytest
@@ -130,8 +131,10 @@ def test_the_client_validates_the_preferred_address_and_moves_there_with_its_con
     server.send_ping(1)
     net.run_until(lambda: False, duration=1)
     assert net.sent_from[PREFERRED_LOCAL] > before[PREFERRED_LOCAL] and net.sent_from[None] == before[None]
-    # The probe and the server's answer went as 1200-byte datagrams (§8.2.1).
+    # The server answered the probe with a challenge of its own (§9.6.2: the
+    # new path proven both ways), which the client answered.
     assert server.stats.frames_sent.get("path_response", 0) >= 1
+    assert server.stats.frames_sent.get("path_challenge", 0) >= 1 and server.stats.paths_validated >= 1
 
 
 def test_the_server_answers_a_probe_on_the_path_it_came_from():
@@ -192,3 +195,125 @@ def test_the_configuration_is_checked():
     with pytest.raises(UsageError, match="connection_id_length"):  # a server needs IDs
         QuicConnection(configuration=server_configuration(preferred_address=[PREFERRED], connection_id_length=0),
                        original_destination_connection_id=b"\x01" * 8, entropy=seeded_entropy(3))
+
+
+# -- over real sockets ------------------------------------------------------------------------------
+
+TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from tests.quic_peers import pki_files
+
+    return pki_files(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from tests.h3_peers import write_h3_site
+
+    return write_h3_site(tmp_path_factory.mktemp("www"), 2_000_000)
+
+
+def h3_client_config(files, **kwargs):
+    from pyquic.config import QuicConfiguration
+
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost", **kwargs)
+    config.load_verify_locations(cafile=str(files["ca"]))
+    return config
+
+
+async def start_our_h3_server(files, site, host: str = "127.0.0.1"):
+    """serve_h3 with the command's file handler, on a port and a preferred port
+    (host "::": a dual-stack main socket, an IPv4 one for the preferred address)."""
+    from pyquic.asyncio.h3 import serve_h3
+    from pyquic.config import QuicConfiguration
+    from pyquic.tools.server import FileServer
+    from tests.h3_peers import free_udp_port
+
+    last = None
+    for _ in range(3):  # the free port may be taken between the probe and the bind
+        preferred = ("127.0.0.1", free_udp_port())
+        config = QuicConfiguration(is_client=False, alpn_protocols=["h3"], preferred_address=[preferred])
+        config.load_cert_chain(files["server_chain"], files["server_key"])
+        app = FileServer(site["root"], quiet=True)
+        try:
+            server = await serve_h3(host, 0, configuration=config, handler=app.handle_h3)
+        except OSError as exc:
+            last = exc
+            continue
+        return server, preferred
+    raise AssertionError(f"no free port for the preferred address: {last}")
+
+
+async def fetch_twice(port: int, files, site, server=None):
+    """Two GETs of big.bin on one connection, the second after the move;
+    returns our client's connection (and, given our `server`, its own)."""
+    from pyquic.asyncio.h3 import connect_h3
+
+    async with connect_h3("127.0.0.1", port, configuration=h3_client_config(files)) as client:
+        client.authority = f"localhost:{port}"
+        first = await asyncio.wait_for(client.get("/big.bin"), TIMEOUT)
+        quic = client.protocol._quic
+        for _ in range(200):  # validation takes a round trip after confirmation
+            if quic.peer_address[1] != port:
+                break
+            await asyncio.sleep(0.01)
+        second = await asyncio.wait_for(client.get("/big.bin"), TIMEOUT)
+        for response in (first, second):
+            assert response.status == 200 and hashlib.sha256(response.content).hexdigest() == site["sha256"]["big.bin"]
+        if server is not None:
+            return quic, [p.quic for p in server.connections]
+        return quic
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::"])
+async def test_our_client_moves_to_our_servers_preferred_address(files, site, host):
+    server, preferred = await start_our_h3_server(files, site, host)
+    try:
+        port = server.local_address[1]
+        quic, (conn,) = await fetch_twice(port, files, site, server)
+        assert quic.peer_address[1] == preferred[1] and quic.stats.path_migrations == 1
+        assert quic.stats.paths_validated == 1
+        # The client's address reads the same from both sockets: no new path
+        # for congestion control, nothing to validate on the server's side.
+        assert conn.stats.path_validation_failures == 0 and conn.peer_address[0].endswith("127.0.0.1")
+        assert conn._path.local == preferred and conn.stats.path_migrations == 1  # it sends from there
+        assert server.preferred_sockets[preferred].stats.datagrams_sent > 0
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_ngtcp2s_client_moves_to_our_servers_preferred_address(files, site, tmp_path):
+    from tests.h3_peers import run_h3_client
+
+    server, preferred = await start_our_h3_server(files, site)
+    try:
+        port = server.local_address[1]
+        urls = [f"https://localhost:{port}/big.bin", f"https://localhost:{port}/small.txt"]
+        results = await asyncio.to_thread(run_h3_client, "ngtcp2", urls, tmp_path / "dl", files, timeout=TIMEOUT)
+        for r in results:
+            name = r["url"].rsplit("/", 1)[1]
+            assert r["ok"] and r["sha256"] == site["sha256"][name], r
+        stats = server.preferred_sockets[preferred].stats
+        # gtlsclient validated the preferred address (our PATH_RESPONSE left
+        # from that socket) and carried on there: its requests arrived there.
+        assert stats.datagrams_received > 2 and stats.datagrams_sent > 2, (stats.datagrams_received, stats.datagrams_sent)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_our_client_moves_to_ngtcp2s_preferred_address(files, site):
+    from tests.h3_peers import free_udp_port, start_h3_server
+
+    preferred = free_udp_port()
+    server = start_h3_server("ngtcp2", site["root"], files, extra_args=[f"--preferred-ipv4-addr=127.0.0.1:{preferred}"])
+    try:
+        quic = await fetch_twice(server.port, files, site)
+        assert quic.peer_address == ("127.0.0.1", preferred) and quic.stats.path_migrations == 1
+        assert quic.stats.paths_validated == 1 and quic.stats.frames_sent.get("retire_connection_id", 0) >= 1
+    finally:
+        server.stop()

@@ -99,6 +99,8 @@ class QuicConnectionProtocol:
         self._fed_reader = False  # the last StreamDataReceived went into a StreamReader
         self._peer_stream_max = [-1, -1, -1, -1]  # highest peer stream ID seen, by its two low bits
         # Optional core features, looked up once.
+        # (buffer, segment_size, addr, local) batches where the core knows local addresses
+        self._path_batches = getattr(quic, "path_datagram_batches", None)
         self._batches = getattr(quic, "datagram_batches_to_send", None)
         self._ecn = hasattr(quic, "ecn_codepoint")  # our core takes and gives ECN codepoints
         self._consume = _find_consume(quic)
@@ -274,11 +276,17 @@ class QuicConnectionProtocol:
         quic = self._quic
         now = self._loop.time()
         if not self._sender_paused:
-            if self._batches is not None:
-                batches = self._batches(now)
+            if self._path_batches is not None:
+                batches = self._path_batches(now)
                 ecn = quic.ecn_codepoint if self._ecn else 0  # what the core built them as (RFC 9000 §13.4)
-                for data, segment_size, addr in batches:
-                    sender.send_batch(data, segment_size, addr, ecn)
+                for data, segment_size, addr, local in batches:
+                    if local is None:
+                        sender.send_batch(data, segment_size, addr, ecn)
+                    else:  # a server's other address (its preferred address): that socket
+                        sender.send_batch(data, segment_size, addr, ecn, local)
+            elif self._batches is not None:
+                for data, segment_size, addr in self._batches(now):
+                    sender.send_batch(data, segment_size, addr)
             else:
                 pending: list = []
                 last_addr = None

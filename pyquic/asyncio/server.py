@@ -1,5 +1,8 @@
 # serve(): the server side of the asyncio API.  Owns one UDP socket (udp.py)
-# shared by every connection, a sans-I/O QuicEndpoint that routes each
+# shared by every connection (and one more per preferred address, RFC 9000
+# §9.6: a datagram from it is routed with that address as its `local`, and
+# a batch the core says leaves from there goes out of it), a sans-I/O
+# QuicEndpoint that routes each
 # datagram to its connection by connection ID (and answers what no
 # connection owns: version negotiation, Retry, stateless reset), one
 # QuicConnectionProtocol per connection the endpoint accepts, and the
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Callable, Optional, Sequence
 
 from ..config import QuicConfiguration
@@ -27,24 +31,76 @@ CLOSE_TIMEOUT = 5.0
 
 class _ConnectionSender:
     """A connection's view of the shared socket; also the endpoint's view of
-    the protocol's pause/resume (the socket pauses everyone at once)."""
+    the protocol's pause/resume (the socket pauses everyone at once).
+    `others` are the preferred addresses' sockets, by the `local` the core
+    names them with."""
 
-    __slots__ = ("udp",)
+    __slots__ = ("udp", "others")
 
-    def __init__(self, udp: UdpSocket) -> None:
+    def __init__(self, udp: UdpSocket, others: dict) -> None:
         self.udp = udp
+        self.others = others
 
-    def send(self, data: Any, addr: Any, ecn: int = 0) -> None:
-        self.udp.send(data, addr, ecn)
+    def _socket(self, local: Any, addr: Any) -> tuple:
+        udp = self.others.get(local, self.udp)
+        if udp is not self.udp and udp.family == socket.AF_INET and len(addr) == 4 and addr[0].startswith("::ffff:"):
+            addr = (addr[0][7:], addr[1])  # see _OtherAddress
+        return udp, addr
 
-    def send_batch(self, data: Any, segment_size: int, addr: Any, ecn: int = 0) -> None:
-        self.udp.send_batch(data, segment_size, addr, ecn)
+    def send(self, data: Any, addr: Any, ecn: int = 0, local: Any = None) -> None:
+        if local is None:
+            self.udp.send(data, addr, ecn)
+        else:
+            udp, addr = self._socket(local, addr)
+            udp.send(data, addr, ecn)
+
+    def send_batch(self, data: Any, segment_size: int, addr: Any, ecn: int = 0, local: Any = None) -> None:
+        if local is None:
+            self.udp.send_batch(data, segment_size, addr, ecn)
+        else:
+            udp, addr = self._socket(local, addr)
+            udp.send_batch(data, segment_size, addr, ecn)
 
     def send_datagrams(self, datagrams: list, addr: Any, ecn: int = 0) -> None:
         self.udp.send_datagrams(datagrams, addr, ecn)
 
     def is_writable(self) -> bool:
         return self.udp.is_writable()
+
+
+def _v4_mapped(addr: Any) -> Any:
+    """An IPv4 peer as a dual-stack IPv6 socket writes it."""
+    return (f"::ffff:{addr[0]}", addr[1], 0, 0)
+
+
+class _OtherAddress:
+    """The receiver of a preferred address's socket: the server's, with that
+    address as the datagrams' `local`.  Behind a dual-stack main socket an
+    IPv4 socket's peers are written as IPv4-mapped, so a client that moves
+    to the preferred address keeps the address the connection knows."""
+
+    __slots__ = ("server", "local", "mapped")
+
+    def __init__(self, server: "QuicServer", local: Any, mapped: bool) -> None:
+        self.server = server
+        self.local = local
+        self.mapped = mapped
+
+    def datagram_received(self, data: Any, addr: Any, ecn: int = 0) -> None:
+        self.server.datagram_received(data, _v4_mapped(addr) if self.mapped else addr, ecn, self.local)
+
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any, ecn: int = 0) -> None:
+        self.server.datagram_batch_received(data, segment_size, _v4_mapped(addr) if self.mapped else addr, ecn,
+                                            self.local)
+
+    def datagrams_done(self) -> None:
+        self.server.datagrams_done()
+
+    def pause_writing(self) -> None:
+        self.server.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.server.resume_writing()
 
 
 class QuicServer:
@@ -69,6 +125,7 @@ class QuicServer:
         self._protocols: dict[int, QuicConnectionProtocol] = {}  # id(connection) -> protocol
         self._touched: dict[int, QuicConnectionProtocol] = {}  # during one socket drain
         self._udp: Optional[UdpSocket] = None
+        self._others: dict[Any, UdpSocket] = {}  # preferred address (as configured) -> its socket
         self._sender: Optional[_ConnectionSender] = None
         self._closing = False
         self._closed = asyncio.Event()
@@ -76,7 +133,15 @@ class QuicServer:
 
     def _attach(self, udp: UdpSocket) -> None:
         self._udp = udp
-        self._sender = _ConnectionSender(udp)
+        self._sender = _ConnectionSender(udp, self._others)
+
+    def _attach_other(self, local: Any, udp: UdpSocket) -> None:
+        self._others[local] = udp
+
+    @property
+    def preferred_sockets(self) -> dict[Any, UdpSocket]:
+        """The sockets of the preferred addresses, by address."""
+        return dict(self._others)
 
     @property
     def local_address(self) -> Any:
@@ -96,12 +161,13 @@ class QuicServer:
 
     # -- udp.DatagramReceiver ---------------------------------------------------------
 
-    def datagram_received(self, data: Any, addr: Any, ecn: int = 0) -> None:
+    def datagram_received(self, data: Any, addr: Any, ecn: int = 0, local: Any = None) -> None:
         if self._closing:
             return
         # bytes: the view is only lent for this call (see protocol.datagram_received).
         try:
-            connection = self._endpoint.receive_datagram(bytes(data), addr, now=self._loop.time(), ecn=ecn)
+            connection = self._endpoint.receive_datagram(bytes(data), addr, now=self._loop.time(), ecn=ecn,
+                                                         local=local)
         except Exception:
             # A bug must not stop the other connections' datagrams in this drain.
             logger.exception("pyquic endpoint failed on a datagram from %r", addr)
@@ -109,13 +175,14 @@ class QuicServer:
         if connection is not None:
             self._touch(connection)
 
-    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any, ecn: int = 0) -> None:
+    def datagram_batch_received(self, data: Any, segment_size: int, addr: Any, ecn: int = 0,
+                                local: Any = None) -> None:
         """A GRO batch: one copy of the whole batch, one routing call."""
         if self._closing:
             return
         try:
             touched = self._endpoint.receive_datagrams(bytes(data), segment_size, addr, now=self._loop.time(),
-                                                       ecn=ecn)
+                                                       ecn=ecn, local=local)
         except Exception:
             logger.exception("pyquic endpoint failed on a datagram batch from %r", addr)
             return
@@ -174,9 +241,9 @@ class QuicServer:
     def _send_endpoint_datagrams(self) -> None:
         # Only the endpoint's own answers (VN, Retry, stateless reset): each
         # connection transmits through its protocol.
-        udp = self._udp
-        for data, addr in self._endpoint.stateless_datagrams():
-            udp.send(data, addr)  # type: ignore[union-attr]
+        sender = self._sender
+        for data, addr, local in self._endpoint.stateless_path_datagrams():
+            sender.send(data, addr, local=local)  # type: ignore[union-attr]
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -201,6 +268,8 @@ class QuicServer:
             protocol._arm_timer(None)
         if self._udp is not None:
             self._udp.close()
+        for udp in self._others.values():
+            udp.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -266,4 +335,19 @@ async def serve(
         sock.close()
         raise
     server._attach(udp)
+    try:
+        for address in configuration.preferred_address:  # RFC 9000 §9.6: listen there too
+            local = tuple(address)
+            other = create_socket(local[0], local[1], reuse_port=reuse_port)
+            mapped = sock.family == socket.AF_INET6 and other.family == socket.AF_INET
+            try:
+                server._attach_other(local, UdpSocket(other, _OtherAddress(server, local, mapped), loop=loop,
+                                                      ecn=bool(getattr(configuration, "ecn", False))))
+            except BaseException:
+                other.close()
+                raise
+    except BaseException:
+        server.close()
+        await server.wait_closed()
+        raise
     return server

@@ -283,6 +283,7 @@ def make_configuration(args: argparse.Namespace, host: str) -> QuicConfiguration
         idle_timeout=max(args.timeout, 1.0),
         handshake_timeout=max(args.timeout, 1.0),
         max_datagram_frame_size=None,
+        follow_preferred_address=args.follow_preferred_address,
     )
     if args.cafile:
         config.load_verify_locations(cafile=args.cafile)
@@ -632,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer-version", choices=["v1", "v2"],
                    help="the version to offer first (default: --version's); a server may switch to it "
                         "without a round trip (compatible version negotiation, RFC 9368)")
+    p.add_argument("--no-preferred-address", dest="follow_preferred_address", action="store_false",
+                   help="stay on the server's address, never move to its preferred address (RFC 9000 §9.6)")
     p.add_argument("--migrate", action="store_true",
                    help="move to a new local address while the responses arrive (active migration)")
     p.add_argument("--key-update", action="store_true",

@@ -356,8 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer-version", choices=["v1", "v2"], default="v1",
                    help="with a client that offers both, answer in this QUIC version (compatible version "
                         "negotiation, RFC 9368; default v1)")
+    p.add_argument("--preferred-address", action="append", default=[], metavar="HOST:PORT",
+                   help="also listen on HOST:PORT and ask clients to move there (RFC 9000 §9.6); once per "
+                        "address family, [v6]:port for IPv6")
     p.add_argument("-q", "--quiet", action="store_true", help="no access log")
     return p
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """'192.0.2.1:443' or '[2001:db8::1]:443' as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"{text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -373,7 +384,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                    max_early_data=0xFFFFFFFF if args.zero_rtt else 0,
                                    idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
                                    supported_versions=[QUIC_V2, QUIC_V1] if args.prefer_version == "v2"
-                                   else [QUIC_V1, QUIC_V2])
+                                   else [QUIC_V1, QUIC_V2],
+                                   preferred_address=[parse_host_port(a) for a in args.preferred_address])
     except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
         print(f"error: {exc}", file=sys.stderr)
         return 2
