@@ -123,7 +123,7 @@ def run_test(case: Case, server: str, client: str, workdir: Path, *, seed: int =
                     CERTS=str(dirs["certs"]), PORT=str(port))
         server_env = dict(base, ROLE="server", TESTCASE=case.testcase("server"),
                           SSLKEYLOGFILE=str(workdir / "keys_server.log"), QLOGDIR=str(dirs["qlog_server"]),
-                          SERVER=net.server_bind)
+                          SERVER=net.server_bind, SERVER_IP4=net.server_ip4, SERVER_IP6=net.server_ip6)
         requests = " ".join(f"https://{_url_host(address)}:{url_port}/{name}" for name in files)
         client_env = dict(base, ROLE="client", TESTCASE=case.testcase("client"), REQUESTS=requests,
                           SSLKEYLOGFILE=str(workdir / "keys_client.log"), QLOGDIR=str(dirs["qlog_client"]))

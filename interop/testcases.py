@@ -403,6 +403,47 @@ def check_migration(ev: Evidence) -> Verdict:
 
 
 @after_basic()
+def check_preferred_migration(ev: Evidence) -> Verdict:
+    """The reference's connectionmigration as it is now: the server offered a
+    preferred address and the client moved there.  From the server's capture:
+    its first packet on each new path carries a PATH_CHALLENGE and the client
+    answers on that path; from the client's: each new path it sends on
+    starts with a new connection ID."""
+    paths: list[tuple] = []
+    for p in ev.server_side:
+        if p.from_client:
+            continue
+        path = (p.src, p.sport, p.dst, p.dport)
+        if path in paths:
+            continue
+        paths.append(path)
+        if len(paths) > 1 and FRAME_PATH_CHALLENGE not in p.frames:
+            return Verdict(FAILED, f"the server's first packet from {p.src}:{p.sport} carried no PATH_CHALLENGE")
+    if len(paths) < 2:
+        return Verdict(FAILED, "the server sent from one address only: nobody moved to its preferred address")
+    for src, sport, dst, dport in paths[1:]:
+        if not any(FRAME_PATH_RESPONSE in p.frames for p in ev.server_side
+                   if p.from_client and (p.src, p.sport, p.dst, p.dport) == (dst, dport, src, sport)):
+            return Verdict(FAILED, f"no PATH_RESPONSE on the path to {src}:{sport}")
+    last, dcid, left = None, None, set()
+    for p in ev.client_side:
+        if not p.from_client or p.kind != "1rtt":
+            continue
+        path = (p.src, p.sport, p.dst, p.dport)
+        if last is None:
+            last, dcid = path, p.dcid
+        elif path != last and path not in left:
+            left.add(last)
+            last = path
+            if p.dcid == dcid:
+                return Verdict(FAILED, f"the client's first packet to {p.dst}:{p.dport} kept connection ID {dcid}")
+            dcid = p.dcid
+    server_addresses = {(p.src, p.sport) for p in ev.server_side if not p.from_client}
+    return Verdict(PASSED, f"moved to the preferred address ({len(server_addresses)} server addresses), "
+                           "each new path challenged and answered, new connection ID")
+
+
+@after_basic()
 def check_goodput(ev: Evidence) -> Verdict:
     data = [p.time for p in ev.client_side if not p.from_client and p.kind == "1rtt"]
     if len(data) < 2:
@@ -458,7 +499,12 @@ CASES: list[Case] = [
     # The client migrates actively (a new local address mid-transfer) to a
     # server that plays a plain transfer, as the reference's first version
     # of the case did; its later one has the server offer a preferred address.
-    Case("connectionmigration", "CM", sized(2 * MB), check_migration, server_testcase="transfer"),
+    # The reference's current version: the server offers a preferred address, the client follows it.
+    Case("connectionmigration", "CM", sized(2 * MB), check_preferred_migration, client_testcase="transfer",
+         description="the client moves to the server's preferred address"),
+    # Ours (the reference's first version of connectionmigration): the client moves to a new local address.
+    Case("activemigration", "AM", sized(2 * MB), check_migration, server_testcase="transfer",
+         description="the client moves to a new local address mid-transfer"),
     Case("goodput", "G", sized(10 * MB), check_goodput, client_testcase="transfer", server_testcase="transfer",
          measurement=True, timeout=120.0),
     Case("crosstraffic", "C", sized(25 * MB), check_goodput, client_testcase="transfer", server_testcase="transfer",

@@ -15,7 +15,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 QUIC_V1 = 0x00000001
 QUIC_V2 = 0x6B3343CF
@@ -30,6 +30,7 @@ FRAME_CONNECTION_CLOSE, FRAME_APPLICATION_CLOSE = 0x1C, 0x1D
 TLS_CERTIFICATE = 11
 
 TSHARK_TIMEOUT = 600
+PREFERRED_PORT = 4434  # where the endpoints put a preferred address (run_endpoint.sh, connectionmigration)
 
 
 class TraceError(Exception):
@@ -139,12 +140,12 @@ def _frames(quic: dict, packet: Packet) -> None:
             packet.stream_bytes += _int(frame.get("quic.stream.length"), 0) or 0
 
 
-def _packet(number: int, when: float, layers: dict, quic: dict, server_port: int) -> Packet:
+def _packet(number: int, when: float, layers: dict, quic: dict, server_ports: frozenset) -> Packet:
     src, dst = _addresses(layers)
     udp = layers.get("udp") if isinstance(layers.get("udp"), dict) else {}
     sport, dport = _int(udp.get("udp.srcport"), 0) or 0, _int(udp.get("udp.dstport"), 0) or 0
     common = dict(frame=number, time=when, src=src, dst=dst, sport=sport, dport=dport,
-                  from_client=dport == server_port, ecn=_ecn(layers),
+                  from_client=dport in server_ports, ecn=_ecn(layers),
                   datagram=max((_int(udp.get("udp.length"), 8) or 8) - 8, 0),
                   length=_int(quic.get("quic.packet_length"), 0) or 0)
     short = quic.get("quic.short")
@@ -173,10 +174,14 @@ def _packet(number: int, when: float, layers: dict, quic: dict, server_port: int
     return packet
 
 
-def read_trace(pcap: Path, server_port: int, keylog: Optional[Path] = None) -> list[Packet]:
-    """The QUIC packets in pcap, decrypted where keylog (an NSS key log) has keys."""
-    argv = ["tshark", "-n", "-r", str(pcap), "-d", f"udp.port=={server_port},quic",
-            "-T", "json", "--no-duplicate-keys", "-J", "frame ip ipv6 udp quic",
+def read_trace(pcap: Path, server_port: int, keylog: Optional[Path] = None,
+               other_ports: Sequence[int] = (PREFERRED_PORT,)) -> list[Packet]:
+    """The QUIC packets in pcap, decrypted where keylog (an NSS key log) has
+    keys; a packet is the client's when it goes to server_port or one of
+    other_ports (a preferred address's)."""
+    ports = frozenset((server_port, *other_ports))
+    argv = ["tshark", "-n", "-r", str(pcap), *(a for port in sorted(ports) for a in ("-d", f"udp.port=={port},quic")),
+            "-T", "json", "--no-duplicate-keys", "-J", "frame ip ipv6 icmp icmpv6 udp quic",
             "--disable-protocol", "http3", "-Y", "quic"]
     if keylog is not None and keylog.exists() and keylog.stat().st_size:
         argv[1:1] = ["-o", f"tls.keylog_file:{keylog}"]
@@ -190,12 +195,14 @@ def read_trace(pcap: Path, server_port: int, keylog: Optional[Path] = None) -> l
     packets: list[Packet] = []
     for record in records:
         layers = record.get("_source", {}).get("layers", {})
+        if "icmp" in layers or "icmpv6" in layers:
+            continue  # a packet quoted in an ICMP error (a closed port), not one that was sent
         frame = layers.get("frame") if isinstance(layers.get("frame"), dict) else {}
         number = _int(frame.get("frame.number"), 0) or 0
         when = float(frame.get("frame.time_epoch", 0.0) or 0.0)
         for quic in _as_list(layers.get("quic")):
             if isinstance(quic, dict):
-                packets.append(_packet(number, when, layers, quic, server_port))
+                packets.append(_packet(number, when, layers, quic, ports))
     return packets
 
 

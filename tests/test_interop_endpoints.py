@@ -191,7 +191,7 @@ def test_multiplexing_beyond_stream_limits(tmp_path, certs, server, client):
 
 UNSUPPORTED = [
     ("ngtcp2", "v2"), ("aioquic", "ecn"), ("qh3", "ecn"), ("qh3", "newtoken"),
-    ("aioquic", "connectionmigration"), ("qh3", "connectionmigration"),
+    ("aioquic", "activemigration"), ("qh3", "activemigration"),
     ("pyquic", "no-such-case"), ("aioquic", "no-such-case"), ("ngtcp2", "no-such-case"),
 ]
 
@@ -206,9 +206,14 @@ def test_unsupported_exits_127(tmp_path, certs, name, case, role):
 
 
 @pytest.mark.parametrize("name", ["ngtcp2", "pyquic"])
-def test_a_server_asked_for_connectionmigration_declines(tmp_path, certs, name):
-    # The harness gives the server "transfer" (the client migrates); a server
-    # asked for the case itself would have to offer a preferred address.
+def test_a_server_asked_for_activemigration_declines(tmp_path, certs, name):
+    # The harness gives the server "transfer" (the client migrates on its own).
+    env = dict(base_env(tmp_path, certs, "activemigration", free_udp_port()), ROLE="server")
+    assert subprocess.run(script(name), env=env, capture_output=True, timeout=20).returncode == 127
+
+
+@pytest.mark.parametrize("name", ["aioquic", "qh3"])
+def test_a_server_without_a_preferred_address_declines_connectionmigration(tmp_path, certs, name):
     env = dict(base_env(tmp_path, certs, "connectionmigration", free_udp_port()), ROLE="server")
     assert subprocess.run(script(name), env=env, capture_output=True, timeout=20).returncode == 127
 

@@ -33,7 +33,9 @@
 #   v2                   prefer v2                 v1 Initial offering v2 (both libraries)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  serve (as transfer)       127 (the adapter cannot move its client to a new address)
+#   connectionmigration  127 (no preferred address transfer (aioquic 1.7 moves to a server's preferred
+#                        to offer)                 address by itself)
+#   activemigration      serve (as transfer)       127 (ours; the adapter cannot move its client to a new address)
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 # Servers accept both hq-interop and h3, whatever the case.

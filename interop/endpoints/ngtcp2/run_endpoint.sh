@@ -36,7 +36,9 @@
 #   v2                   127                       127   (0.12.1 knows only the v2 draft)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  127 (harness: transfer)   transfer, --change-local-addr=100ms (active migration)
+#   connectionmigration  serve, --preferred-ipv4-addr transfer (it follows preferred addresses by itself)
+#                        SERVER_IP4:4434, -ipv6-
+#   activemigration      serve                     transfer, --change-local-addr=100ms (ours: active migration)
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 set -u
@@ -62,7 +64,10 @@ case "$TESTCASE" in
   # As ngtcp2's own interop image runs these: 10 s (the default handshake
   # timeout) is short under 30 % loss each way.
   multiconnect|handshakeloss|handshakecorruption) mode=each; opts+=(--timeout=180s --handshake-timeout=180s) ;;
-  connectionmigration)  # the harness gives the server "transfer"; a server asked for this would offer a preferred address
+  connectionmigration)  # the reference gives the client "transfer"; gtlsclient follows preferred addresses
+    [ "$ROLE" = server ] && opts+=("--preferred-ipv4-addr=${SERVER_IP4:-193.167.100.100}:${PREFERRED_PORT:-4434}"
+                                   "--preferred-ipv6-addr=[${SERVER_IP6:-fd00:cafe:100::100}]:${PREFERRED_PORT:-4434}") ;;
+  activemigration)  # ours: the harness gives the server "transfer"
     [ "$ROLE" = client ] || { echo "ngtcp2 server: $TESTCASE unsupported"; exit 127; }
     opts+=(--change-local-addr=100ms) ;;
   *) echo "ngtcp2: test case '$TESTCASE' unsupported"; exit 127 ;;

@@ -6,7 +6,8 @@
 # Environment: ROLE=client|server, TESTCASE, REQUESTS (client: space-separated
 # URLs), SSLKEYLOGFILE, QLOGDIR, WWW (/www), DOWNLOADS (/downloads), CERTS
 # (/certs: cert.pem, priv.key), PORT (443), SERVER (server bind address, "::"
-# takes IPv4 too), PYTHON (python3), ALPN (client: overrides the ALPN the case
+# takes IPv4 too), SERVER_IP4 / SERVER_IP6 (the server's addresses, for its
+# preferred addresses; the reference's by default), PREFERRED_PORT (4434), PYTHON (python3), ALPN (client: overrides the ALPN the case
 # picks, e.g. h3 against an h3-only server such as ngtcp2).  Exit 127:
 # unsupported case; otherwise the command's status (0 = every file fetched).
 #
@@ -35,7 +36,11 @@
 #   v2                   serve, prefer v2          transfer: first packet v1, v2 offered first (RFC 9368)
 #   rebind-port          serve                     transfer
 #   rebind-addr          serve                     transfer
-#   connectionmigration  127 (harness: transfer)   transfer, --migrate (a new local address mid-transfer)
+#   connectionmigration  serve, --preferred-address transfer (it moves to the preferred address by itself)
+#                        SERVER_IP4:4434 and
+#                        [SERVER_IP6]:4434
+#   activemigration      serve                     transfer, --migrate (a new local address mid-transfer); ours,
+#                                                  the reference's first version of connectionmigration
 #   goodput              serve                     transfer
 #   crosstraffic         serve                     transfer
 # The server answers hq-interop and h3 on one port (the client's ALPN picks).
@@ -69,7 +74,10 @@ case "$TESTCASE" in
   http3) alpn=h3 ;;
   keyupdate) opts+=(--key-update) ;;
   v2) opts+=(--version v1 --prefer-version v2); server_opts+=(--prefer-version v2) ;;
-  connectionmigration)  # the harness gives the server "transfer"; a server asked for this would offer a preferred address
+  connectionmigration)  # the reference gives the client "transfer"; it follows the preferred address anyway
+    server_opts+=(--preferred-address "${SERVER_IP4:-193.167.100.100}:${PREFERRED_PORT:-4434}"
+                  --preferred-address "[${SERVER_IP6:-fd00:cafe:100::100}]:${PREFERRED_PORT:-4434}") ;;
+  activemigration)  # ours: the harness gives the server "transfer"
     [ "$ROLE" = client ] || { echo "pyquic server: $TESTCASE unsupported"; exit 127; }
     opts+=(--migrate) ;;
   # 180 s timeouts, as ngtcp2's interop image uses: under 30 % loss each way a

@@ -4,7 +4,9 @@
 # this file owns only the choice of qh3.
 #
 # Support (S = server, C = client): as aioquic's table, except
-#   connectionmigration  127 as client (as aioquic)
+#   connectionmigration  127 as server; its client (a "transfer" one) never moves: qh3 leaves
+#                        preferred_address inactive
+#   activemigration      127 as client (as aioquic)
 #   ecn                  127 (no ECN marks or counts)
 #   newtoken             127 (its connect() takes no token_handler; its server issues no NEW_TOKEN)
 # i.e. handshake transfer longrtt chacha20 multiplexing retry resumption zerortt
