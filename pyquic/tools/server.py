@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer-version", choices=["v1", "v2"], default="v1",
                    help="with a client that offers both, answer in this QUIC version (compatible version "
                         "negotiation, RFC 9368; default v1)")
+    p.add_argument("--congestion", choices=["reno", "cubic"], default=defaults.congestion_control_algorithm,
+                   help=f"congestion controller (default {defaults.congestion_control_algorithm})")
+    p.add_argument("--no-hystart", dest="hystart", action="store_false",
+                   help="plain slow start, without HyStart++ (RFC 9406)")
     p.add_argument("--preferred-address", action="append", default=[], metavar="HOST:PORT",
                    help="also listen on HOST:PORT and ask clients to move there (RFC 9000 §9.6); once per "
                         "address family, [v6]:port for IPv6")
@@ -385,7 +389,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                    idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
                                    supported_versions=[QUIC_V2, QUIC_V1] if args.prefer_version == "v2"
                                    else [QUIC_V1, QUIC_V2],
-                                   preferred_address=[parse_host_port(a) for a in args.preferred_address])
+                                   preferred_address=[parse_host_port(a) for a in args.preferred_address],
+                                   congestion_control_algorithm=args.congestion, hystart=args.hystart)
     except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
         print(f"error: {exc}", file=sys.stderr)
         return 2
