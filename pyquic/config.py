@@ -76,7 +76,7 @@ class QuicConfiguration:
     max_udp_payload_size: int = 65527  # what we accept (transport parameter)
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025  # seconds
-    connection_id_length: int = 8  # 4..20; a client may use 0 (zero-length IDs: its socket tells it apart)
+    connection_id_length: int = 8  # 4..20, or 0: zero-length IDs (a server then routes by address; no migration)
     active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
     congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
     hystart: bool = True  # leave slow start on a rising RTT, before a loss (HyStart++, RFC 9406)
@@ -129,10 +129,10 @@ class QuicConfiguration:
             raise UsageError("supported_versions is empty")
         if self.max_datagram_size < SMALLEST_MAX_DATAGRAM_SIZE:
             raise UsageError("max_datagram_size below 1200")
-        if not (4 <= self.connection_id_length <= 20 or (self.connection_id_length == 0 and self.is_client)):
-            # A server's endpoint routes by its connection IDs; a client may use
-            # zero-length ones (RFC 9000 §5.1: its socket tells its connection).
-            raise UsageError("connection_id_length must be 4..20 (0 too for a client)")
+        if not (4 <= self.connection_id_length <= 20 or self.connection_id_length == 0):
+            # Zero-length IDs (RFC 9000 §5.1): a client's socket tells its
+            # connection; a server's endpoint routes by address (no migration).
+            raise UsageError("connection_id_length must be 4..20, or 0")
         if self.active_connection_id_limit < 2:
             raise UsageError("active_connection_id_limit below 2")
         if not self.idle_timeout >= 0:
@@ -144,6 +144,16 @@ class QuicConfiguration:
 
             check_addresses(self.preferred_address)  # IP addresses and ports, one per family
         self._tls_config: Optional[tls.Config] = None
+
+    def log_secret(self, line: str) -> None:
+        """One NSS key log line to secrets_log_file, flushed (a capture's reader
+        may look at once), if there is one."""
+        sink = self.secrets_log_file
+        if sink is not None:
+            sink.write(line + "\n")
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                flush()
 
     # -- aioquic-style loaders -------------------------------------------------
     def load_cert_chain(self, certfile: Any, keyfile: Any = None, password: Any = None) -> None:

@@ -280,10 +280,6 @@ class QuicConnection:
         return self._state >= QuicConnectionState.CLOSING
 
     @property
-    def _path_responses(self) -> list:  # PATH_RESPONSEs not yet sent (tests/test_quic_migration.py looks)
-        return self._builder.path_responses
-
-    @property
     def ecn_codepoint(self) -> int:
         """What the socket should mark the datagrams of datagrams_to_send() with:
         ECT(0) while ECN is on and the path has not failed validation (RFC 9000 §13.4.2)."""
@@ -350,7 +346,7 @@ class QuicConnection:
         params = QuicTransportParameters(
             original_destination_connection_id=None if self.is_client else self._original_dcid,
             max_idle_timeout=int(config.idle_timeout * 1000),
-            stateless_reset_token=None if self.is_client else self._local_cids.by_sequence[0].token,
+            stateless_reset_token=None if self.is_client else self._local_cids.announced_token,
             max_udp_payload_size=config.max_udp_payload_size,
             **config.initial_limits(),
             ack_delay_exponent=config.ack_delay_exponent,
@@ -1155,12 +1151,7 @@ class QuicConnection:
             elif kind is tls.HandshakeCompleted:
                 self._on_handshake_completed(event, now)
             elif kind is tls.KeyLog:
-                sink = self._configuration.secrets_log_file
-                if sink is not None:
-                    sink.write(event.line() + "\n")
-                    flush = getattr(sink, "flush", None)
-                    if flush is not None:
-                        flush()
+                self._configuration.log_secret(event.line())
             elif kind is tls.TicketReceived:
                 if self._session_ticket_handler is not None:
                     self._session_ticket_handler(event.ticket)

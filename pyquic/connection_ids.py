@@ -79,6 +79,12 @@ class LocalConnectionIds:
         return self._issue()
 
     @property
+    def announced_token(self) -> Optional[bytes]:
+        """A server's stateless_reset_token transport parameter: the first ID's
+        (none for zero-length IDs: a reset could not name the connection)."""
+        return self.by_sequence[0].token if self.length else None
+
+    @property
     def active_count(self) -> int:
         return sum(1 for e in self.by_sequence.values() if not e.retired)
 

@@ -3,6 +3,9 @@
 #   - routing datagrams to connections by Destination Connection ID: the
 #     client's original DCID, the connection's own CIDs as it issues and
 #     retires them (a listener on the connection), until it terminates;
+#     with zero-length connection IDs (connection_id_length 0, RFC 9000
+#     §5.1) by the client's address and the local address instead, which
+#     rules out migration (a client that moves is a stranger);
 #   - accepting new connections, and keeping no state for what is not one:
 #     an Initial of a version we support in a datagram of at least 1200
 #     bytes (§14.1) with a DCID of at least 8 bytes (§7.2) is opened first
@@ -188,7 +191,7 @@ class QuicEndpoint:
         cid_length = self.configuration.connection_id_length
         first = data[0]
         if not first & 0x80:
-            conn = self._routes.get(bytes(data[1 : 1 + cid_length]))
+            conn = self._routes.get(bytes(data[1 : 1 + cid_length]) if cid_length else (addr, local))
             if conn is None:
                 self._maybe_reset(data, addr, cid_length)
                 return None
@@ -197,7 +200,7 @@ class QuicEndpoint:
                 header = decode_header(data, 0, short_dcid_length=cid_length)
             except PacketDecodeError:
                 return self._dropped()
-            conn = self._routes.get(header.destination_cid)
+            conn = self._routes.get(header.destination_cid or (addr, local))  # (zero-length: by address)
             if conn is None:
                 return self._new_connection(header, data, addr, now, ecn)  # it got the datagram
         conn.receive_datagram(data, addr, now, ecn, local)
@@ -220,7 +223,7 @@ class QuicEndpoint:
         while start < size:
             stop = min(start + segment_size, size)
             conn = None
-            if not data[start] & 0x80:
+            if not data[start] & 0x80 and cid_length:
                 dcid = data[start + 1 : start + 1 + cid_length]
                 conn = routes.get(dcid)
             if conn is None:
@@ -321,7 +324,7 @@ class QuicEndpoint:
         self._cids[conn] = set()
         self._route(conn, header.destination_cid)
         for cid in conn.host_cids:
-            self._route(conn, cid)
+            self._route(conn, cid or (addr, self._local))  # a zero-length ID: the client's address
         self._accepted.append(conn)
         self._half_open[conn] = None
         if len(self._half_open) > self.stats["half_open_peak"]:
@@ -391,7 +394,7 @@ class QuicEndpoint:
             return
         self._replies.append((data, addr, self._local))
 
-    def _route(self, conn: QuicConnection, cid: bytes) -> None:
+    def _route(self, conn: QuicConnection, cid: Any) -> None:
         self._routes[cid] = conn
         self._cids[conn].add(cid)
 
@@ -405,8 +408,9 @@ class QuicEndpoint:
             self._cids[conn].discard(cid)
 
     def _maybe_reset(self, data: bytes, addr: Any, cid_length: int) -> None:
-        """RFC 9000 §10.3: a stateless reset for a short-header packet nobody owns."""
-        if not self.stateless_reset or len(data) <= MIN_STATELESS_RESET:
+        """RFC 9000 §10.3: a stateless reset for a short-header packet nobody owns
+        (none with zero-length IDs: our connections announced no token)."""
+        if not self.stateless_reset or not cid_length or len(data) <= MIN_STATELESS_RESET:
             self._dropped()
             return
         # §10.3.3: smaller than what triggered it, so resets cannot loop.

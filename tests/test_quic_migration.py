@@ -144,7 +144,7 @@ def test_probing_packets_and_reordered_packets_do_not_move_the_server():
     # datagram of its own, within three times what came from there (§8.1).
     answers = [data for data, addr in pair.server.datagrams_to_send(now=pair.now) if addr == ATTACKER]
     assert len(answers) == 1 and len(answers[0]) <= 3 * len(probe)
-    assert pair.server.stats.frames_sent["path_response"] == 1 and not pair.server._path_responses
+    assert pair.server.stats.frames_sent["path_response"] == 1 and not pair.server._builder.path_responses
     # An older packet (not the largest number seen) from elsewhere.
     older = craft_short_packet(pair.client, bytes([0x01]))  # PING
     newer = craft_short_packet(pair.client, bytes([0x01]))

@@ -1,10 +1,12 @@
 # Zero-length connection IDs (RFC 9000 §5.1, §19.15, §19.16): a client may
 # use one (its socket tells its connection apart); it then issues no more
 # IDs and a RETIRE_CONNECTION_ID sent to it is a PROTOCOL_VIOLATION, as a
-# NEW_CONNECTION_ID from a peer with a zero-length ID is.  Our server serves
-# such clients; its own IDs stay 4..20 bytes (the endpoint routes by them).
-# In memory, then our zero-length client against aioquic's and ngtcp2's
-# servers, and ngtcp2's client with --scid= (zero-length) against ours.
+# NEW_CONNECTION_ID from a peer with a zero-length ID is.  A server may use
+# them too: its endpoint then routes by the client's address (and sends no
+# stateless reset: it announced no token), so a client that moves is a
+# stranger.  In memory, then our zero-length client against aioquic's and
+# ngtcp2's servers, ngtcp2's client with --scid= (zero-length) against ours,
+# and aioquic's, qh3's and ngtcp2's clients against our zero-length server.
 from __future__ import annotations
 
 import asyncio
@@ -58,9 +60,44 @@ def test_the_frames_that_make_no_sense_with_a_zero_length_id_are_violations():
     assert err.value.code == ErrorCode.PROTOCOL_VIOLATION
 
 
-def test_a_server_keeps_ids_it_can_route_by():
-    with pytest.raises(UsageError):
-        QuicConfiguration(is_client=False, connection_id_length=0)
+def test_a_server_with_zero_length_ids_routes_by_address():
+    from tests.quic_pair import CLIENT_ADDR, endpoint_pair, server_configuration
+
+    pair, endpoint = endpoint_pair(server_configuration(connection_id_length=0))
+    pair.handshake()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, BODY, end_stream=True)
+    pair.drive()
+    server = pair.server.connection
+    assert pair.received("server", sid) == BODY
+    assert pair.client.peer_cid == b"" and server.host_cid == b""
+    assert pair.client._peer_params.stateless_reset_token is None  # a reset could not name the connection
+    assert endpoint._routes.get((CLIENT_ADDR, None)) is server
+    # A datagram from elsewhere finds no connection, and draws no reset.
+    pair.client.send_ping(1)
+    (datagram, _), *_ = pair.client.datagrams_to_send(now=pair.now)
+    assert endpoint.receive_datagram(datagram, ("10.9.9.9", 1), now=pair.now) is None
+    assert endpoint.stateless_datagrams() == [] and endpoint.stats["stateless_reset"] == 0
+    with pytest.raises(UsageError, match="connection IDs"):
+        from pyquic import preferred_address
+
+        preferred_address.offer([("192.0.2.1", 443)], server._local_cids)  # nothing to move with
+
+
+def test_two_clients_of_a_zero_length_server_are_told_apart_by_address():
+    from tests.quic_pair import endpoint_pair, server_configuration
+
+    first, endpoint = endpoint_pair(server_configuration(connection_id_length=0))
+    first.handshake()
+    second = Pair(server_factory=lambda odcid: first.server, seed=9)
+    second.client_addr = ("10.0.0.5", 5555)
+    second.handshake()
+    for pair in (first, second):
+        sid = pair.client.get_next_available_stream_id()
+        pair.client.send_stream_data(sid, sid.to_bytes(1, "big") * 1000 + bytes([id(pair) % 256]), end_stream=True)
+        pair.drive()
+    assert len(endpoint.connections) == 2
+    assert {c.peer_address for c in endpoint.connections} == {first.client_addr, ("10.0.0.5", 5555)}
 
 
 # -- real peers -------------------------------------------------------------------------------------
@@ -100,6 +137,35 @@ async def test_our_zero_length_client_against_ngtcp2(files, tmp_path):
             assert response.status == 200 and len(response.content) == len(BODY)
     finally:
         server.stop()
+
+
+# Not qh3 2.1.0's client: the same check as its server's (above) closes with
+# TRANSPORT_PARAMETER_ERROR "initial_source_connection_id does not match".
+@pytest.mark.parametrize("impl", ["aioquic", "ngtcp2"])
+async def test_their_clients_against_our_zero_length_server(files, tmp_path, impl):
+    site = write_h3_site(tmp_path / "www", len(BODY))
+    config = QuicConfiguration(is_client=False, alpn_protocols=["h3"], connection_id_length=0)
+    config.load_cert_chain(files["server_chain"], files["server_key"])
+    server = await serve_h3("127.0.0.1", 0, configuration=config, handler=OurSite(site["root"]))
+    ids: set = set()
+
+    async def watch() -> None:
+        while True:
+            ids.update(p.quic.host_cid for p in server.connections if p.quic.handshake_complete)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        port = server.local_address[1]
+        urls = [f"https://localhost:{port}/big.bin", f"https://localhost:{port}/small.txt"]
+        results = await asyncio.to_thread(run_h3_client, impl, urls, tmp_path / "dl", files, timeout=TIMEOUT)
+        for r in results:
+            assert r["ok"] and r["sha256"] == site["sha256"][r["url"].rsplit("/", 1)[1]], r
+        assert ids == {b""}  # every packet of theirs came to a zero-length ID
+    finally:
+        watcher.cancel()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_ngtcp2s_zero_length_client_against_our_server(files, tmp_path):

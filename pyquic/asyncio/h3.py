@@ -290,7 +290,8 @@ class H3Protocol(QuicConnectionProtocol):
             self._dispatch(queued)
 
     def quic_event_received(self, event: Any) -> None:
-        if not self._alpn_known:
+        # (A connection that ends before it names its application starts none.)
+        if not self._alpn_known and not isinstance(event, events.ConnectionTerminated):
             alpn = self._quic.alpn_protocol
             if alpn is None and isinstance(event, events.HandshakeCompleted):
                 alpn = event.alpn_protocol
