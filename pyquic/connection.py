@@ -476,10 +476,20 @@ class QuicConnection:
         if not self._builder.queue_datagram(bytes(data), self._configuration.max_datagrams_pending):
             raise UsageError("too many datagram frames queued")
 
-    def change_connection_id(self) -> None:
-        """Switch to the peer's next connection ID, retiring the current one."""
+    def change_connection_id(self) -> bool:
+        """Switch to the peer's next connection ID, retiring the current one
+        (False: the peer has given no spare one yet)."""
         self._check_open()
-        self._peer_cids.change()
+        return self._peer_cids.change()
+
+    def request_connection_id_rotation(self) -> None:
+        """Ask the peer to move off every connection ID we issued so far (fresh
+        ones with Retire Prior To, RFC 9000 §5.1.2), e.g. to retire routing keys."""
+        self._check_open()
+        if not self._handshake_complete or not self._cid_length:
+            raise UsageError("connection ID rotation needs a complete handshake and non-empty connection IDs")
+        self._local_cids.rotate()
+        self._flush_cid_events()  # the endpoint routes the new ones from now on
 
     def request_key_update(self) -> None:
         """RFC 9001 §6: start a key update (UsageError if one may not start now)."""
@@ -1284,14 +1294,14 @@ class QuicConnection:
 
     # ------------------------------------------------------------------
     # Version Negotiation and Retry (client)
-    def _on_version_negotiation(self, header: PartialHeader, now: float) -> None:
+    def _on_version_negotiation(self, header: PartialHeader, now: float) -> Optional[bool]:
         versions = self._versions
         if not self.is_client or self._received_valid or versions.vn_versions is not None or self._retry_received:
-            return self._ignore()
+            return self._drop()
         if header.destination_cid != self.host_cid or header.source_cid != self._original_dcid:
-            return self._ignore()  # RFC 9000 §6.2: must echo our connection IDs
+            return self._drop()  # RFC 9000 §6.2: must echo our connection IDs
         if versions.current in header.supported_versions:
-            return self._ignore()  # RFC 9000 §6.2: it lists the version we use
+            return self._drop()  # RFC 9000 §6.2: it lists the version we use
         if versions.on_version_negotiation(header.supported_versions) is None:
             reason = "no common QUIC version"
             self._end.silently(ErrorCode.VERSION_NEGOTIATION_ERROR, reason)
@@ -1302,13 +1312,13 @@ class QuicConnection:
         self._setup_handshake()
         self._start_client(now)
 
-    def _on_retry(self, header: PartialHeader, view: memoryview, now: float) -> None:
+    def _on_retry(self, header: PartialHeader, view: memoryview, now: float) -> Optional[bool]:
         if not self.is_client or self._received_valid or self._retry_received:
-            return self._ignore()  # RFC 9000 §17.2.5.2: only one, only before any other packet
+            return self._drop()  # RFC 9000 §17.2.5.2: only one, only before any other packet
         if header.destination_cid != self.host_cid or header.version != self._versions.current:
-            return self._ignore()  # RFC 9369 §4: a Retry is in the original version
+            return self._drop()  # RFC 9369 §4: a Retry is in the original version
         if not verify_retry_integrity(self._versions.current, self._original_dcid, bytes(view)):
-            return self._ignore()  # RFC 9001 §5.8
+            return self._drop()  # RFC 9001 §5.8
         self._retry_received = True
         self._stats.retries_received += 1
         self._retry_source_cid = header.source_cid
@@ -1328,9 +1338,6 @@ class QuicConnection:
         (RFC 9001 §4.7, RFC 9000 §17.2.5.3), in new 0-RTT or in 1-RTT packets."""
         for packet in self._loss.forget_sent(APPLICATION):
             self._builder.on_packet_lost(packet)
-
-    def _ignore(self) -> None:
-        self._stats.packets_dropped += 1
 
     # ------------------------------------------------------------------
     # timers

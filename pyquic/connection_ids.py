@@ -5,7 +5,8 @@
 #   - LocalConnectionIds: the IDs we issue (the peer's Destination CIDs):
 #     sequence numbers, NEW_CONNECTION_ID frames to send and resend, retiring
 #     on RETIRE_CONNECTION_ID with its checks, keeping the peer supplied up to
-#     its active_connection_id_limit;
+#     its active_connection_id_limit, and asking it to move off every ID
+#     issued so far (rotate: fresh IDs carrying Retire Prior To, §5.1.2);
 #   - PeerConnectionIds: the IDs the peer issued (our Destination CIDs): the
 #     one in use, spares, retire_prior_to, RETIRE_CONNECTION_ID frames to
 #     send, the CONNECTION_ID_LIMIT_ERROR cap, and the reset tokens that
@@ -59,6 +60,7 @@ class LocalConnectionIds:
         self.next_sequence = 0
         self.limit = 2  # the peer's active_connection_id_limit (§18.2 default)
         self.pending: list[int] = []  # sequence numbers whose NEW_CONNECTION_ID is due
+        self.retire_prior_to = 0  # the peer must retire our IDs below this (rotate())
         self.events: list[tuple[bool, bytes]] = []  # (issued?, cid) for the connection's events
         first = self._issue(initial_cid)
         self.host_cid = first.cid
@@ -84,23 +86,31 @@ class LocalConnectionIds:
         (none for zero-length IDs: a reset could not name the connection)."""
         return self.by_sequence[0].token if self.length else None
 
-    @property
-    def active_count(self) -> int:
-        return sum(1 for e in self.by_sequence.values() if not e.retired)
-
     def replenish(self) -> None:
-        """Issue IDs until the peer holds as many as it accepts (§5.1.1).
-        A zero-length ID is the only one there is (§5.1.1: none to issue)."""
-        while self.length and self.active_count < self.limit:
+        """Issue IDs until the peer holds as many as it accepts (§5.1.1), not
+        counting those it was asked to retire.  A zero-length ID is the only
+        one there is (§5.1.1: none to issue)."""
+        while self.length and self._usable_count() < self.limit:
             entry = self._issue()
             self.pending.append(entry.sequence)
+
+    def _usable_count(self) -> int:
+        return sum(1 for e in self.by_sequence.values() if not e.retired and e.sequence >= self.retire_prior_to)
+
+    def rotate(self) -> None:
+        """Ask the peer to stop using every ID issued so far: a full set of
+        fresh ones, each with Retire Prior To past the old (§5.1.2: the peer
+        retires the old before it counts the new against its limit).  The
+        old ones still route until the peer retires them."""
+        self.retire_prior_to = self.next_sequence
+        self.replenish()
 
     def take_frames(self) -> list[NewConnectionId]:
         frames = []
         for sequence in self.pending:
             entry = self.by_sequence.get(sequence)
             if entry is not None and not entry.retired:
-                frames.append(NewConnectionId(sequence, 0, entry.cid, entry.token))
+                frames.append(NewConnectionId(sequence, self.retire_prior_to, entry.cid, entry.token))
         self.pending.clear()
         return frames
 

@@ -235,9 +235,11 @@ class QuicConnectionProtocol:
         (getattr(self._quic, "stop_sending", None) or self._quic.stop_stream)(stream_id, error_code)
         self._transmit_soon()
 
-    def change_connection_id(self) -> None:
-        self._quic.change_connection_id()
+    def change_connection_id(self) -> bool:
+        """Move to the peer's next connection ID (False: it gave no spare yet)."""
+        moved = self._quic.change_connection_id()
         self.transmit()
+        return bool(moved)
 
     def request_key_update(self) -> None:
         self._quic.request_key_update()
