@@ -131,7 +131,8 @@ def main() -> int:
     print(f"\n{args.size:g} MB over {SCENARIO}, medians of {args.rounds} rounds:")
     summary = {}
     for name, rs in runs.items():
-        summary[name] = {key: statistics.median(r[key] for r in rs) for key in ("seconds", "queue_drops", "first_burst")}
+        keys = ("seconds", "queue_drops", "first_burst")
+        summary[name] = {key: statistics.median(r[key] for r in rs) for key in keys}
         summary[name]["runs"] = rs
         print(f"  {name:14} {summary[name]['seconds']:6.2f} s  {summary[name]['queue_drops']:6.0f} drops,"
               f" {summary[name]['first_burst']:4.0f} in the first burst")

@@ -45,7 +45,8 @@ class Closing:
 
     def on_peer_close(self, frame: ConnectionClose) -> None:
         """The peer closed (we drain, §10.2.2): its code and reason are the event's."""
-        self.event = ConnectionTerminated(frame.error_code, None if frame.application else frame.frame_type, frame.reason)
+        frame_type = None if frame.application else frame.frame_type
+        self.event = ConnectionTerminated(frame.error_code, frame_type, frame.reason)
 
     def silently(self, error_code: int, reason: str) -> None:
         """Ended without a frame (idle or handshake timeout, stateless reset, failed path)."""

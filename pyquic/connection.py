@@ -586,9 +586,10 @@ class QuicConnection:
         return [(datagram, len(datagram), self._path.addr, self._path.local)]
 
     def _send_facts(self) -> SendFacts:
+        path = self._path
         return SendFacts(
-            self._one_rtt, self._versions.current, self._token, self._path.validated, self._path.budget, self._mds, self._closing, self._streams_ready, self._qlog,
-            self.ecn_codepoint == ECN_ECT0,
+            self._one_rtt, self._versions.current, self._token, path.validated, path.budget, self._mds,
+            self._closing, self._streams_ready, self._qlog, self.ecn_codepoint == ECN_ECT0,
         )
 
     def _can_send_eliciting(self, now: float) -> bool:
@@ -1029,12 +1030,12 @@ class QuicConnection:
         self._flush_cid_events()
 
     def _on_path_challenge(self, frame: PathChallenge, space: Space, dcid: bytes, now: float) -> None:
-        limit = self._configuration.max_pending_path_responses
-        if self._path.new_address is None:
-            self._builder.queue_path_response(PathResponse(frame.data), limit)
+        response, limit, path = PathResponse(frame.data), self._configuration.max_pending_path_responses, self._path
+        if path.new_address is None:
+            self._builder.queue_path_response(response, limit)
         else:  # RFC 9000 §8.2.2: on the path the challenge came from; 1200 bytes if 3x allows (§8.2.1)
-            pad = 3 * self._path.datagram_size >= MIN_INITIAL_DATAGRAM
-            self._paths.respond_elsewhere(PathResponse(frame.data), self._path.new_address, self._path.datagram_local, pad, limit)
+            pad = 3 * path.datagram_size >= MIN_INITIAL_DATAGRAM
+            self._paths.respond_elsewhere(response, path.new_address, path.datagram_local, pad, limit)
 
     def _on_path_response(self, frame: PathResponse, space: Space, dcid: bytes, now: float) -> None:
         addr = self._paths.on_response(frame.data)
@@ -1073,9 +1074,6 @@ class QuicConnection:
         else:
             self._path.switch(fallback, True, self._path.local)
 
-    def _on_datagram_frame(self, frame: Datagram, space: Space, dcid: bytes, now: float) -> None:
-        self._on_datagram(frame)
-
     def _count_received(self, kind: type) -> None:
         counts = self._stats.frames_received
         name = frame_name(kind)
@@ -1101,7 +1099,7 @@ class QuicConnection:
         if self._qlog is not None and outcome.acked:
             self._qlog.metrics(now, self._loss)
 
-    def _on_datagram(self, frame: Datagram) -> None:
+    def _on_datagram_frame(self, frame: Datagram, space: Space, dcid: bytes, now: float) -> None:
         limit = self._configuration.max_datagram_frame_size
         if not limit or frame.size > limit:
             # RFC 9221 §3: not negotiated, or larger than we said: PROTOCOL_VIOLATION.

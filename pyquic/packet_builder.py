@@ -274,7 +274,8 @@ class PacketBuilder(SentRecords):
                 frame.encode(payload)
                 name = frame_name(type(frame))
                 stats.frames_sent[name] = stats.frames_sent.get(name, 0) + 1
-            datagram = self._finish_datagram([[APPLICATION, payload, [], True]], now, item.pad, self.peer_cids.next_cid())
+            dcid = self.peer_cids.next_cid()
+            datagram = self._finish_datagram([[APPLICATION, payload, [], True]], now, item.pad, dcid)
             stats.datagrams_sent += 1
             stats.bytes_sent += len(datagram)
             out.append((datagram, len(datagram), item.addr, item.local))

@@ -300,7 +300,8 @@ async def test_ngtcp2s_client_moves_to_our_servers_preferred_address(files, site
         stats = server.preferred_sockets[preferred].stats
         # gtlsclient validated the preferred address (our PATH_RESPONSE left
         # from that socket) and carried on there: its requests arrived there.
-        assert stats.datagrams_received > 2 and stats.datagrams_sent > 2, (stats.datagrams_received, stats.datagrams_sent)
+        assert stats.datagrams_received > 2 and stats.datagrams_sent > 2, (stats.datagrams_received,
+                                                                           stats.datagrams_sent)
     finally:
         server.close()
         await server.wait_closed()

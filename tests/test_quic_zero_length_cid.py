@@ -139,22 +139,32 @@ async def test_our_zero_length_client_against_ngtcp2(files, tmp_path):
         server.stop()
 
 
+async def our_h3_server(root, files, **config_kw):
+    config = QuicConfiguration(is_client=False, alpn_protocols=["h3"], **config_kw)
+    config.load_cert_chain(files["server_chain"], files["server_key"])
+    return await serve_h3("127.0.0.1", 0, configuration=config, handler=OurSite(root))
+
+
+def watch(server, read) -> tuple[set, asyncio.Future]:
+    """What read(connection) says of each server connection with a complete
+    handshake, gathered while they live (cancel the future when done)."""
+    seen: set = set()
+
+    async def poll() -> None:
+        while True:
+            seen.update(read(p.quic) for p in server.connections if p.quic.handshake_complete)
+            await asyncio.sleep(0.005)
+
+    return seen, asyncio.ensure_future(poll())
+
+
 # Not qh3 2.1.0's client: the same check as its server's (above) closes with
 # TRANSPORT_PARAMETER_ERROR "initial_source_connection_id does not match".
 @pytest.mark.parametrize("impl", ["aioquic", "ngtcp2"])
 async def test_their_clients_against_our_zero_length_server(files, tmp_path, impl):
     site = write_h3_site(tmp_path / "www", len(BODY))
-    config = QuicConfiguration(is_client=False, alpn_protocols=["h3"], connection_id_length=0)
-    config.load_cert_chain(files["server_chain"], files["server_key"])
-    server = await serve_h3("127.0.0.1", 0, configuration=config, handler=OurSite(site["root"]))
-    ids: set = set()
-
-    async def watch() -> None:
-        while True:
-            ids.update(p.quic.host_cid for p in server.connections if p.quic.handshake_complete)
-            await asyncio.sleep(0.005)
-
-    watcher = asyncio.ensure_future(watch())
+    server = await our_h3_server(site["root"], files, connection_id_length=0)
+    ids, watcher = watch(server, lambda quic: quic.host_cid)
     try:
         port = server.local_address[1]
         urls = [f"https://localhost:{port}/big.bin", f"https://localhost:{port}/small.txt"]
@@ -170,17 +180,8 @@ async def test_their_clients_against_our_zero_length_server(files, tmp_path, imp
 
 async def test_ngtcp2s_zero_length_client_against_our_server(files, tmp_path):
     site = write_h3_site(tmp_path / "www", len(BODY))
-    config = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
-    config.load_cert_chain(files["server_chain"], files["server_key"])
-    server = await serve_h3("127.0.0.1", 0, configuration=config, handler=OurSite(site["root"]))
-    seen: set = set()
-
-    async def watch() -> None:  # the server connection's view of the client's ID, while it lives
-        while True:
-            seen.update(p.quic.peer_cid for p in server.connections if p.quic.handshake_complete)
-            await asyncio.sleep(0.005)
-
-    watcher = asyncio.ensure_future(watch())
+    server = await our_h3_server(site["root"], files)
+    seen, watcher = watch(server, lambda quic: quic.peer_cid)  # the server's view of the client's ID
     try:
         port = server.local_address[1]
         (result,) = await asyncio.to_thread(run_h3_client, "ngtcp2", f"https://localhost:{port}/big.bin",
