@@ -77,6 +77,9 @@ class QuicConfiguration:
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025  # seconds
     connection_id_length: int = 8  # 4..20, or 0: zero-length IDs (a server then routes by address; no migration)
+    # server: makes each connection ID we issue (connection_id_length octets), e.g. a
+    # quic_lb.LbEncoder so a QUIC-LB load balancer can route them; default random
+    connection_id_generator: Optional[Callable[[], bytes]] = None
     active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
     congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
     hystart: bool = True  # leave slow start on a rising RTT, before a loss (HyStart++, RFC 9406)

@@ -139,9 +139,8 @@ class QuicConnection:
         self._events: deque = deque()
         self._state = QuicConnectionState.FIRSTFLIGHT
         self._stats = QuicConnectionStats()
-        self._local_cids = LocalConnectionIds(
-            config.connection_id_length, stateless_reset_key or self._entropy(32), self._entropy
-        )
+        self._local_cids = LocalConnectionIds(config.connection_id_length, stateless_reset_key or self._entropy(32),
+                                              self._entropy, generator=config.connection_id_generator)
         self._local_cids.events.clear()  # the first CID is host_cid, not announced
         if self.is_client:
             if original_destination_connection_id is not None:

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 from typing import Callable, Optional
 
-from .errors import TransportError
+from .errors import TransportError, UsageError
 from .frames import FrameType, NewConnectionId, RetireConnectionId
 
 STATELESS_RESET_TOKEN_LENGTH = 16
@@ -51,10 +51,13 @@ class LocalConnectionIds:
         reset_key: bytes,
         entropy: Callable[[int], bytes],
         initial_cid: Optional[bytes] = None,
+        generator: Optional[Callable[[], bytes]] = None,
     ) -> None:
         self.length = length
         self.reset_key = reset_key
         self.entropy = entropy
+        # Where new IDs come from (QUIC-LB: routable ones, quic_lb.LbEncoder); default random.
+        self.generator = generator if generator is not None else (lambda: entropy(length))
         self.by_cid: dict[bytes, LocalCid] = {}
         self.by_sequence: dict[int, LocalCid] = {}
         self.next_sequence = 0
@@ -67,7 +70,9 @@ class LocalConnectionIds:
 
     def _issue(self, cid: Optional[bytes] = None) -> LocalCid:
         while cid is None or cid in self.by_cid:
-            cid = self.entropy(self.length)
+            cid = self.generator()
+            if len(cid) != self.length:
+                raise UsageError(f"the connection ID generator made {len(cid)} octets, not {self.length}")
         entry = LocalCid(self.next_sequence, cid, stateless_reset_token(self.reset_key, cid))
         self.next_sequence += 1
         self.by_cid[cid] = entry

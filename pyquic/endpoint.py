@@ -353,7 +353,10 @@ class QuicEndpoint:
 
     def _send_retry(self, header: Any, addr: Any, now: float) -> None:
         """RFC 9000 §8.1.2: the token carries what the connection will need."""
-        retry_scid = self._entropy(self.configuration.connection_id_length)
+        config = self.configuration  # a routable ID (QUIC-LB) brings the client's next Initial back here
+        generate = config.connection_id_generator
+        # (Zero-length IDs: 8 octets still, a client's next Initial needs a DCID of 8 or more, §7.2.)
+        retry_scid = generate() if generate is not None else self._entropy(config.connection_id_length or 8)
         token = self._tokens.seal(addr, header.destination_cid, retry_scid, now)
         self._reply(encode_retry(header.version, header.source_cid, retry_scid, token, header.destination_cid), addr)
         self.stats["retry"] += 1

@@ -84,6 +84,14 @@ def test_a_server_with_zero_length_ids_routes_by_address():
         preferred_address.offer([("192.0.2.1", 443)], server._local_cids)  # nothing to move with
 
 
+def test_a_zero_length_server_that_sends_retry():
+    from tests.quic_pair import endpoint_pair, server_configuration
+
+    pair, endpoint = endpoint_pair(server_configuration(connection_id_length=0), retry="always")
+    pair.handshake()
+    assert endpoint.stats["retry"] >= 1 and pair.client.handshake_complete and pair.client.peer_cid == b""
+
+
 def test_two_clients_of_a_zero_length_server_are_told_apart_by_address():
     from tests.quic_pair import endpoint_pair, server_configuration
 

@@ -34,6 +34,7 @@ from urllib.parse import unquote
 from ..asyncio.hq import HqAccessRecord, hq_stream_handler
 from ..config import QuicConfiguration
 from ..errors import UsageError
+from ..fleet import FleetSecrets
 from ..versions import QUIC_V1, QUIC_V2
 
 H3 = "h3"
@@ -303,7 +304,7 @@ async def serve_files(args: argparse.Namespace, config: QuicConfiguration) -> in
     root = Path(args.root).resolve()
     files = FileServer(root, quiet=args.quiet)
     server = await serve(args.host, args.port, configuration=config, create_protocol=make_server_protocol(files),
-                         stream_handler=files.handle_hq, retry=args.retry)
+                         stream_handler=files.handle_hq, retry=args.retry, **getattr(args, "endpoint_kwargs", {}))
     addr = server.local_address
     host = args.host if ":" not in args.host else f"[{args.host}]"
     print(f"listening on {host}:{addr[1]} ({', '.join(config.alpn_protocols)}), serving {root}", flush=True)
@@ -360,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"congestion controller (default {defaults.congestion_control_algorithm})")
     p.add_argument("--no-hystart", dest="hystart", action="store_false",
                    help="plain slow start, without HyStart++ (RFC 9406)")
+    p.add_argument("--fleet", metavar="FILE",
+                   help="secrets shared with the other servers of a fleet (python -m pyquic.tools.fleet new): reset, "
+                        "token and ticket keys, and the QUIC-LB configuration its connection IDs follow")
+    p.add_argument("--server-id", metavar="HEX", help="with --fleet: this server's QUIC-LB server ID")
     p.add_argument("--preferred-address", action="append", default=[], metavar="HOST:PORT",
                    help="also listen on HOST:PORT and ask clients to move there (RFC 9000 §9.6); once per "
                         "address family, [v6]:port for IPv6")
@@ -391,8 +396,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                                    else [QUIC_V1, QUIC_V2],
                                    preferred_address=[parse_host_port(a) for a in args.preferred_address],
                                    congestion_control_algorithm=args.congestion, hystart=args.hystart)
+        args.endpoint_kwargs = {}
+        if args.fleet:
+            fleet = FleetSecrets.load(args.fleet)
+            fleet.configure(config, bytes.fromhex(args.server_id) if args.server_id else None, time.time(), os.urandom)
+            args.endpoint_kwargs = fleet.endpoint_kwargs()
     except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: --fleet / --server-id: {exc}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="pyquic-server-") as tmp:
         try:
