@@ -39,9 +39,9 @@ class FleetSecrets:
 
     @classmethod
     def generate(cls, now: float, entropy: Callable[[int], bytes], *, config_id: int = 0,
-                 server_id_length: int = 2, nonce_length: int = 6) -> "FleetSecrets":
+                 server_id_length: int = 2, nonce_length: int = 6, encode_length: bool = True) -> "FleetSecrets":
         """Fresh secrets and an encrypted QUIC-LB configuration."""
-        lb = LbConfig(config_id, server_id_length, nonce_length, entropy(16))
+        lb = LbConfig(config_id, server_id_length, nonce_length, entropy(16), encode_length)
         return cls(entropy(32), entropy(16), [(entropy(8), entropy(32), now)], lb)
 
     # -- JSON -----------------------------------------------------------------------------------------------

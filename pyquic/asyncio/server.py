@@ -293,6 +293,7 @@ async def serve(
     reuse_port: bool = False,
     retry: Any = "auto",
     services: Optional[Sequence[Service]] = None,
+    sock: Optional[socket.socket] = None,
     **endpoint_kwargs: Any,
 ) -> QuicServer:
     """Start a QUIC server on ``host``:``port`` (0 picks a port: see
@@ -314,7 +315,10 @@ async def serve(
     ``services`` (a list of Service) puts several applications on this one
     port: each connection goes to the service its ALPN list and server name
     choose (services.py), with that service's certificate, client policy and
-    handler; ``server.router.service_of(protocol.quic)`` tells which."""
+    handler; ``server.router.service_of(protocol.quic)`` tells which.
+
+    ``sock``: a bound UDP socket to serve on instead of host:port (a worker's
+    socket of an SO_REUSEPORT group: reuseport.py)."""
     loop = asyncio.get_running_loop()
     prepare_configuration(configuration)  # before the services copy it
     router = None
@@ -328,7 +332,8 @@ async def serve(
     server = QuicServer(configuration=configuration, create_protocol=create_protocol,
                         stream_handler=stream_handler, endpoint_kwargs=endpoint_kwargs)
     server.router = router
-    sock = create_socket(host, port, reuse_port=reuse_port)
+    if sock is None:
+        sock = create_socket(host, port, reuse_port=reuse_port)
     try:
         udp = UdpSocket(sock, server, loop=loop, ecn=bool(getattr(configuration, "ecn", False)))
     except BaseException:

@@ -22,10 +22,14 @@ def main(argv: Optional[list] = None) -> int:
     new.add_argument("--config-id", type=int, default=0, help="QUIC-LB config rotation codepoint (0..6)")
     new.add_argument("--server-id-length", type=int, default=2)
     new.add_argument("--nonce-length", type=int, default=6)
+    new.add_argument("--workers", action="store_true",
+                     help="leave the first octet's five low bits free (no length there): pyquic.server --workers "
+                          "puts the worker index in them")
     args = p.parse_args(argv)
     try:
         secrets = FleetSecrets.generate(time.time(), os.urandom, config_id=args.config_id,
-                                        server_id_length=args.server_id_length, nonce_length=args.nonce_length)
+                                        server_id_length=args.server_id_length, nonce_length=args.nonce_length,
+                                        encode_length=not args.workers)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -303,11 +303,14 @@ async def serve_files(args: argparse.Namespace, config: QuicConfiguration) -> in
 
     root = Path(args.root).resolve()
     files = FileServer(root, quiet=args.quiet)
+    worker = getattr(args, "worker", None)
     server = await serve(args.host, args.port, configuration=config, create_protocol=make_server_protocol(files),
-                         stream_handler=files.handle_hq, retry=args.retry, **getattr(args, "endpoint_kwargs", {}))
+                         stream_handler=files.handle_hq, retry=args.retry, sock=getattr(args, "sock", None),
+                         **getattr(args, "endpoint_kwargs", {}))
     addr = server.local_address
     host = args.host if ":" not in args.host else f"[{args.host}]"
-    print(f"listening on {host}:{addr[1]} ({', '.join(config.alpn_protocols)}), serving {root}", flush=True)
+    if worker is None:
+        print(f"listening on {host}:{addr[1]} ({', '.join(config.alpn_protocols)}), serving {root}", flush=True)
     if not args.cert:
         print(f"chromium: --origin-to-force-quic-on=localhost:{addr[1]} "
               f"--ignore-certificate-errors-spki-list={args.pin}", flush=True)
@@ -328,8 +331,65 @@ async def serve_files(args: argparse.Namespace, config: QuicConfiguration) -> in
     print("stopping: GOAWAY, waiting for requests in progress", file=sys.stderr, flush=True)
     await stop_gracefully(server, files, args.grace)
     counts = ", ".join(f"{name} {n}" for name, n in server.endpoint.stats.items() if n)
-    print(f"stopped; endpoint: {counts or 'nothing to report'}", file=sys.stderr, flush=True)
+    who = "" if worker is None else f"worker {worker}: "
+    print(f"{who}stopped; endpoint: {counts or 'nothing to report'}", file=sys.stderr, flush=True)
     return 0
+
+
+def run_workers(args: argparse.Namespace, config: QuicConfiguration) -> int:
+    """--workers N: N processes on one port (SO_REUSEPORT), each datagram
+    steered in the kernel to the worker its connection ID names (reuseport.py);
+    reset, token and ticket keys shared (from --fleet, else made here)."""
+    from ..asyncio.reuseport import WorkerCids, reuseport_sockets
+
+    fleet = getattr(args, "fleet_secrets", None)
+    if fleet is None:
+        fleet = FleetSecrets.generate(time.time(), os.urandom)
+        fleet.quic_lb = None
+    elif fleet.quic_lb is not None and fleet.quic_lb.encode_length:
+        print("error: --workers with QUIC-LB needs a configuration whose first octet does not encode the length "
+              '("encode_length": false): its five low bits name the worker', file=sys.stderr)
+        return 2
+    socks = reuseport_sockets(args.host, args.port, args.workers)
+    port = socks[0].getsockname()[1]
+    host = args.host if ":" not in args.host else f"[{args.host}]"
+    children = []
+    for index, sock in enumerate(socks):
+        pid = os.fork()
+        if pid == 0:  # the worker: its socket, its bits in every connection ID it issues
+            for other in socks:
+                if other is not sock:
+                    other.close()
+            server_id = bytes.fromhex(args.server_id) if args.server_id else None
+            fleet.configure(config, server_id, time.time(), os.urandom, low_bits=index if fleet.quic_lb else None)
+            if fleet.quic_lb is None:
+                config.connection_id_generator = WorkerCids(index, config.connection_id_length, os.urandom)
+            args.sock, args.worker, args.endpoint_kwargs = sock, index, fleet.endpoint_kwargs()
+            code = 1
+            try:
+                code = asyncio.run(serve_files(args, config))
+            finally:
+                os._exit(code)
+        children.append(pid)
+    for sock in socks:
+        sock.close()
+    print(f"listening on {host}:{port} ({', '.join(config.alpn_protocols)}), {args.workers} workers, "
+          f"serving {Path(args.root).resolve()}", flush=True)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    worst = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status) & 0xFF)
+    return worst
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="secrets shared with the other servers of a fleet (python -m pyquic.tools.fleet new): reset, "
                         "token and ticket keys, and the QUIC-LB configuration its connection IDs follow")
     p.add_argument("--server-id", metavar="HEX", help="with --fleet: this server's QUIC-LB server ID")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on the one port (SO_REUSEPORT, steered by connection ID; Linux)")
     p.add_argument("--preferred-address", action="append", default=[], metavar="HOST:PORT",
                    help="also listen on HOST:PORT and ask clients to move there (RFC 9000 §9.6); once per "
                         "address family, [v6]:port for IPv6")
@@ -398,9 +460,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                                    congestion_control_algorithm=args.congestion, hystart=args.hystart)
         args.endpoint_kwargs = {}
         if args.fleet:
-            fleet = FleetSecrets.load(args.fleet)
-            fleet.configure(config, bytes.fromhex(args.server_id) if args.server_id else None, time.time(), os.urandom)
+            fleet = args.fleet_secrets = FleetSecrets.load(args.fleet)
+            if args.workers <= 1:  # (workers configure themselves)
+                fleet.configure(config, bytes.fromhex(args.server_id) if args.server_id else None, time.time(),
+                                os.urandom)
             args.endpoint_kwargs = fleet.endpoint_kwargs()
+        if not 1 <= args.workers <= 32:
+            raise UsageError("--workers: 1..32")
     except UsageError as exc:  # the configuration's own checks (--handshake-timeout 0, ...)
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -427,6 +493,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if args.qlog_dir:
                 Path(args.qlog_dir).mkdir(parents=True, exist_ok=True)
                 config.qlog_dir = args.qlog_dir
+            if args.workers > 1:
+                return run_workers(args, config)
             return asyncio.run(serve_files(args, config))
         except OSError as exc:
             print(f"error: {exc.strerror or exc}", file=sys.stderr)
