@@ -34,14 +34,26 @@ APPLICATION = PacketNumberSpace.APPLICATION
 
 def ticket_limits(config: "QuicConfiguration") -> bytes:
     """What a ticket remembers of a server for 0-RTT (§7.4.1): its limits,
-    as transport parameters (empty connection IDs keep them parseable)."""
-    return QuicTransportParameters(
-        original_destination_connection_id=b"",
-        initial_source_connection_id=b"",
-        **config.initial_limits(),
-        active_connection_id_limit=config.active_connection_id_limit,
-        max_datagram_frame_size=config.max_datagram_frame_size or 0,
-    ).encode()
+    as transport parameters (empty connection IDs keep them parseable).
+    Encoded once per set of limits (every connection of a server asks)."""
+    limits = config.initial_limits()
+    key = (*sorted(limits.items()), config.active_connection_id_limit, config.max_datagram_frame_size or 0)
+    encoded = _TICKET_LIMITS.get(key)
+    if encoded is None:
+        encoded = QuicTransportParameters(
+            original_destination_connection_id=b"",
+            initial_source_connection_id=b"",
+            **limits,
+            active_connection_id_limit=config.active_connection_id_limit,
+            max_datagram_frame_size=config.max_datagram_frame_size or 0,
+        ).encode()
+        if len(_TICKET_LIMITS) >= 64:  # a bound: configurations are few
+            _TICKET_LIMITS.clear()
+        _TICKET_LIMITS[key] = encoded
+    return encoded
+
+
+_TICKET_LIMITS: dict[tuple, bytes] = {}
 
 
 def limits_still_hold(config: "QuicConfiguration", sealed: bytes) -> bool:

@@ -82,11 +82,16 @@ class Workers:
              "--retry", "never", "--workers", str(workers), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines = []
-        while not lines or "listening on" not in lines[-1]:
-            lines.append(self.proc.stdout.readline())
-            if not lines[-1]:
-                raise AssertionError(f"the server did not start: {''.join(lines)}{self.proc.stderr.read()}")
-        assert "2 workers" in lines[-1] or f"{workers} workers" in lines[-1], lines
+        try:
+            while not lines or "listening on" not in lines[-1]:
+                lines.append(self.proc.stdout.readline())
+                if not lines[-1]:
+                    raise AssertionError(f"the server did not start: {''.join(lines)}{self.proc.stderr.read()}")
+            assert f"{workers} workers" in lines[-1], lines
+        except BaseException:
+            self.proc.kill()  # (its workers follow: they die with their parent)
+            self.proc.wait(10)
+            raise
         time.sleep(0.3)  # the workers' event loops start
 
     def stop(self) -> dict[int, dict]:
@@ -180,3 +185,25 @@ def test_workers_refuse_a_quic_lb_configuration_that_encodes_the_length(files, s
                           "--workers", "2", "--fleet", str(path), "--server-id", "0001"],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "encode_length" in run.stderr
+
+
+def test_the_workers_die_with_their_parent(files, site):
+    workers = Workers(files, site)
+    with open(f"/proc/{workers.proc.pid}/task/{workers.proc.pid}/children") as f:
+        children = [int(p) for p in f.read().split()]
+    assert len(children) == 2
+    workers.proc.kill()  # SIGKILL: the parent cannot pass anything on
+    workers.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(alive, children)):
+        time.sleep(0.05)
+    assert not any(map(alive, children))
+
+
+def alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -336,6 +336,16 @@ async def serve_files(args: argparse.Namespace, config: QuicConfiguration) -> in
     return 0
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM when the parent goes, so a killed group leaves no workers."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_workers(args: argparse.Namespace, config: QuicConfiguration) -> int:
     """--workers N: N processes on one port (SO_REUSEPORT), each datagram
     steered in the kernel to the worker its connection ID names (reuseport.py);
@@ -357,6 +367,7 @@ def run_workers(args: argparse.Namespace, config: QuicConfiguration) -> int:
     for index, sock in enumerate(socks):
         pid = os.fork()
         if pid == 0:  # the worker: its socket, its bits in every connection ID it issues
+            _die_with_parent()
             for other in socks:
                 if other is not sock:
                     other.close()
