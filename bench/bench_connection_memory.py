@@ -8,6 +8,8 @@
 #     the set before, per server connection;
 #   - churn: --churn connections in turn, each handshaked, used and closed
 #     and dropped; the resident set after each tenth, so growth shows.
+# Each contender runs in a process of its own: memory one freed would
+# otherwise be reused by the next and hide its growth.
 #
 #   python bench/bench_connection_memory.py [--idle 1000] [--churn 10000] [--only pyquic|aioquic|qh3]
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_quic_memory import aioquic_factories, pyquic_factories  # noqa: E402
+from bench.bench_quic_memory import aioquic_factories, fire_timers, pyquic_factories  # noqa: E402
 from tests.quic_pair import CLIENT_ADDR, SERVER_ADDR  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -77,11 +79,7 @@ def handshake(make_client, make_server, now: float = 0.0):
                     server.send_stream_data(event.stream_id, b"y" * 1000, end_stream=True)
                 elif kind == "StreamDataReceived" and conn is client and event.end_stream:
                     answered = True
-        for conn in (client, server):
-            if conn is not None:
-                timer = conn.get_timer()
-                if timer is not None and timer <= now:
-                    conn.handle_timer(now=now)
+        fire_timers(now, client, server)
         pump(client, "s")
         if server is not None:
             pump(server, "c")
@@ -126,8 +124,23 @@ def main() -> int:
     contenders = {"pyquic": lambda: pyquic_factories(1200), "aioquic": lambda: aioquic_factories(1200),
                   "qh3": lambda: aioquic_factories(1200, "qh3")}
     out = {}
+    if not args.only:  # one process each
+        import subprocess
+        import tempfile
+
+        for name in contenders:
+            with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+                subprocess.run([sys.executable, __file__, "--only", name, "--idle", str(args.idle), "--churn",
+                                str(args.churn), "--json", tmp.name], check=True)
+                out.update(json.loads(Path(tmp.name).read_text()))
+        ratio = out["pyquic"]["idle_bytes_per_connection"] / out["qh3"]["idle_bytes_per_connection"]
+        print(f"pyquic / qh3 per idle connection: x{ratio:.2f}; pyquic / aioquic: "
+              f"x{out['pyquic']['idle_bytes_per_connection'] / out['aioquic']['idle_bytes_per_connection']:.2f}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return 0
     for name, make in contenders.items():
-        if args.only and args.only != name:
+        if args.only != name:
             continue
         per_conn = idle_cost(make(), args.idle)
         samples = churn(make(), args.churn) if args.churn else []
@@ -136,9 +149,6 @@ def main() -> int:
         print(f"{name:8s} idle: {per_conn / 1024:6.1f} KB per server connection ({args.idle} alive); "
               f"churn of {args.churn}: RSS {', '.join(f'{s / 2**20:.1f}' for s in samples)} MB "
               f"(from the second sample to the last: {growth:+.0f} KB)", flush=True)
-    if "pyquic" in out and "qh3" in out:
-        ratio = out["pyquic"]["idle_bytes_per_connection"] / out["qh3"]["idle_bytes_per_connection"]
-        print(f"pyquic / qh3 per idle connection: x{ratio:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

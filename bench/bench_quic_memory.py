@@ -74,17 +74,22 @@ def run_pair(make_client, make_server, size: int, one_way: float = 0.005) -> flo
                 stream_id = client.get_next_available_stream_id()
                 started = time.perf_counter()
                 client.send_stream_data(stream_id, bytes(size), end_stream=True)
-        for conn in (client, server):
-            if conn is not None:
-                timer = conn.get_timer()
-                if timer is not None and timer <= now:
-                    conn.handle_timer(now=now)
+        fire_timers(now, client, server)
         pump(client, "s")
         if server is not None:
             pump(server, "c")
     elapsed = time.perf_counter() - started
     assert received == size, (received, size)
     return elapsed
+
+
+def fire_timers(now: float, *conns) -> None:
+    """Run the timers due at `now` (a None connection is skipped)."""
+    for conn in conns:
+        if conn is not None:
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now=now)
 
 
 def pyquic_factories(mds: int):
