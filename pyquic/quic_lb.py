@@ -25,6 +25,7 @@
 #   decode_server_id(config, cid) == b"\x31\x44\x1a"
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -178,16 +179,20 @@ class LbEncoder:
         return self.encode(self._nonce())
 
 
+@functools.lru_cache(maxsize=16)
+def _opener(config: LbConfig) -> Callable[[bytes], bytes]:
+    """How one configuration's ID bodies are opened, its key scheduled once
+    (a balancer opens one per datagram)."""
+    if config.key is None:
+        return lambda body: body
+    if config.plaintext_length == 16:
+        return Cipher(algorithms.AES(config.key), modes.ECB()).decryptor().update
+    return _Feistel(config.key, config.plaintext_length).decrypt
+
+
 def decode_server_id(config: LbConfig, cid: bytes) -> Optional[bytes]:
     """The balancer's view: the server ID in `cid`, or None when the ID is
     not one of this configuration's (another codepoint, or too short)."""
     if len(cid) < config.cid_length or cid[0] >> 5 != config.config_id:
         return None
-    body = bytes(cid[1 : config.cid_length])
-    if config.key is None:
-        plaintext = body
-    elif config.plaintext_length == 16:
-        plaintext = Cipher(algorithms.AES(config.key), modes.ECB()).decryptor().update(body)
-    else:
-        plaintext = _Feistel(config.key, config.plaintext_length).decrypt(body)
-    return plaintext[: config.server_id_length]
+    return _opener(config)(bytes(cid[1 : config.cid_length]))[: config.server_id_length]
