@@ -121,8 +121,11 @@ def main() -> int:
     p.add_argument("--only", choices=["pyquic", "aioquic", "qh3"])
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args()
-    contenders = {"pyquic": lambda: pyquic_factories(1200), "aioquic": lambda: aioquic_factories(1200),
-                  "qh3": lambda: aioquic_factories(1200, "qh3")}
+    # One server configuration for all of a contender's server connections,
+    # as a server has: what is counted is what each connection adds.
+    contenders = {"pyquic": lambda: pyquic_factories(1200, shared_server_config=True),
+                  "aioquic": lambda: aioquic_factories(1200, shared_server_config=True),
+                  "qh3": lambda: aioquic_factories(1200, "qh3", shared_server_config=True)}
     out = {}
     if not args.only:  # one process each
         import subprocess

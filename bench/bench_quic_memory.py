@@ -92,9 +92,13 @@ def fire_timers(now: float, *conns) -> None:
                 conn.handle_timer(now=now)
 
 
-def pyquic_factories(mds: int):
+def pyquic_factories(mds: int, shared_server_config: bool = False):
+    """(make_client, make_server).  With shared_server_config, every server
+    connection gets one configuration, as a server's connections do."""
     from pyquic.connection import QuicConnection
     from pyquic.packet import split_datagram
+
+    shared = server_configuration(max_datagram_size=mds) if shared_server_config else None
 
     def make_client():
         return QuicConnection(configuration=client_configuration(max_datagram_size=mds), entropy=os.urandom)
@@ -102,14 +106,14 @@ def pyquic_factories(mds: int):
     def make_server(first_datagram: bytes):
         odcid = split_datagram(first_datagram, 8).packets[0][0].destination_cid
         return QuicConnection(
-            configuration=server_configuration(max_datagram_size=mds), original_destination_connection_id=odcid,
-            entropy=os.urandom,
+            configuration=shared or server_configuration(max_datagram_size=mds),
+            original_destination_connection_id=odcid, entropy=os.urandom,
         )
 
     return make_client, make_server
 
 
-def aioquic_factories(mds: int, package: str = "aioquic"):
+def aioquic_factories(mds: int, package: str = "aioquic", shared_server_config: bool = False):
     import importlib
 
     Buffer = importlib.import_module(f"{package}.quic.packet").Buffer
@@ -146,9 +150,15 @@ def aioquic_factories(mds: int, package: str = "aioquic"):
         config.load_verify_locations(str(files["ca"]))
         return Wrapped(QuicConnection(configuration=config))
 
-    def make_server(first_datagram: bytes):
+    def server_config():
         config = QuicConfiguration(is_client=False, alpn_protocols=["hq-test"], max_datagram_size=mds)
         config.load_cert_chain(str(files["server_chain"]), str(files["server_key"]))
+        return config
+
+    shared = server_config() if shared_server_config else None
+
+    def make_server(first_datagram: bytes):
+        config = shared or server_config()
         header = pull_quic_header(Buffer(data=first_datagram), host_cid_length=8)
         return Wrapped(QuicConnection(configuration=config, original_destination_connection_id=header.destination_cid))
 

@@ -28,21 +28,58 @@ uint64_t decode_pn(uint64_t truncated, int pn_nbits, long long largest_pn) {
 /* ---------------------------------------------------------------- AEAD core */
 
 
+/* OpenSSL 3's fetch takes a lock and searches the provider store; the few
+ * algorithms QUIC uses are fetched once and kept for the process. */
+static const EVP_CIPHER *cached_cipher(const char *name) {
+    static struct {
+        const char *name;
+        EVP_CIPHER *cipher;
+    } cache[8];
+    for (size_t i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
+        if (cache[i].name == name)
+            return cache[i].cipher;
+        if (cache[i].name == NULL) {
+            EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, name, NULL);
+            if (cipher != NULL) {
+                cache[i].name = name;
+                cache[i].cipher = cipher;
+            }
+            return cipher;
+        }
+    }
+    return NULL; /* the table holds more names than SUITES has */
+}
+
 int aead_init(aead_core *c, const suite_info *info, const unsigned char *key, const unsigned char *iv) {
-    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, info->aead_name, NULL);
-    int ok = cipher != NULL && (c->enc = EVP_CIPHER_CTX_new()) != NULL &&
-             (c->dec = EVP_CIPHER_CTX_new()) != NULL && EVP_CipherInit_ex(c->enc, cipher, NULL, key, NULL, 1) &&
-             EVP_CipherInit_ex(c->dec, cipher, NULL, key, NULL, 0);
-    EVP_CIPHER_free(cipher); /* the contexts keep their own reference */
+    c->enc = c->dec = NULL;
+    c->cipher = cached_cipher(info->aead_name);
+    memcpy(c->key, key, (size_t)info->key_length);
     memcpy(c->iv, iv, IV_LENGTH);
-    return ok;
+    return c->cipher != NULL;
+}
+
+/* The context for one direction, made (cipher and key set) on first use. */
+static EVP_CIPHER_CTX *aead_ctx(aead_core *c, int enc) {
+    EVP_CIPHER_CTX **slot = enc ? &c->enc : &c->dec;
+    if (*slot == NULL) {
+        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+        if (ctx == NULL)
+            return NULL;
+        if (!EVP_CipherInit_ex(ctx, c->cipher, NULL, c->key, NULL, enc)) {
+            EVP_CIPHER_CTX_free(ctx);
+            return NULL;
+        }
+        *slot = ctx;
+    }
+    return *slot;
 }
 
 void aead_clear(aead_core *c) {
-    /* EVP_CIPHER_CTX_free cleanses the key schedules; the iv is our only copy. */
+    /* EVP_CIPHER_CTX_free cleanses the key schedules; key and iv are our copies. */
     EVP_CIPHER_CTX_free(c->enc);
     EVP_CIPHER_CTX_free(c->dec);
     c->enc = c->dec = NULL;
+    OPENSSL_cleanse(c->key, sizeof(c->key));
     OPENSSL_cleanse(c->iv, sizeof(c->iv));
 }
 
@@ -59,12 +96,13 @@ int aead_seal_raw(aead_core *c, uint64_t pn, const unsigned char *aad, ptrdiff_t
                          const unsigned char *in, ptrdiff_t inlen, unsigned char *out) {
     unsigned char nonce[IV_LENGTH];
     int outl;
+    EVP_CIPHER_CTX *ctx = aead_ctx(c, 1);
     make_nonce(c, pn, nonce);
-    return EVP_CipherInit_ex(c->enc, NULL, NULL, NULL, nonce, 1) &&
-           (aadlen == 0 || EVP_CipherUpdate(c->enc, NULL, &outl, aad, (int)aadlen)) &&
-           (inlen == 0 || EVP_CipherUpdate(c->enc, out, &outl, in, (int)inlen)) &&
-           EVP_CipherFinal_ex(c->enc, out + inlen, &outl) && /* writes nothing for these AEADs */
-           EVP_CIPHER_CTX_ctrl(c->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + inlen) > 0;
+    return ctx != NULL && EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1) &&
+           (aadlen == 0 || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aadlen)) &&
+           (inlen == 0 || EVP_CipherUpdate(ctx, out, &outl, in, (int)inlen)) &&
+           EVP_CipherFinal_ex(ctx, out + inlen, &outl) && /* writes nothing for these AEADs */
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + inlen) > 0;
 }
 
 /* inlen >= TAG_LENGTH (checked by callers); out receives inlen - TAG_LENGTH bytes.
@@ -74,24 +112,23 @@ int aead_open_raw(aead_core *c, uint64_t pn, const unsigned char *aad, ptrdiff_t
     unsigned char nonce[IV_LENGTH];
     ptrdiff_t ctlen = inlen - TAG_LENGTH;
     int outl;
+    EVP_CIPHER_CTX *ctx = aead_ctx(c, 0);
     make_nonce(c, pn, nonce);
-    return EVP_CipherInit_ex(c->dec, NULL, NULL, NULL, nonce, 0) &&
-           (aadlen == 0 || EVP_CipherUpdate(c->dec, NULL, &outl, aad, (int)aadlen)) &&
-           (ctlen == 0 || EVP_CipherUpdate(c->dec, out, &outl, in, (int)ctlen)) &&
-           EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, (void *)(in + ctlen)) > 0 &&
-           EVP_CipherFinal_ex(c->dec, out + ctlen, &outl) > 0;
+    return ctx != NULL && EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) &&
+           (aadlen == 0 || EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aadlen)) &&
+           (ctlen == 0 || EVP_CipherUpdate(ctx, out, &outl, in, (int)ctlen)) &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, (void *)(in + ctlen)) > 0 &&
+           EVP_CipherFinal_ex(ctx, out + ctlen, &outl) > 0;
 }
 
 /* -------------------------------------------------------------- header core */
 
 
 int hp_init(hp_core *h, const suite_info *info, const unsigned char *key) {
-    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, info->hp_name, NULL);
+    const EVP_CIPHER *cipher = cached_cipher(info->hp_name);
     h->chacha = info->suite == 0x1303;
-    int ok = cipher != NULL && (h->ctx = EVP_CIPHER_CTX_new()) != NULL &&
-             EVP_EncryptInit_ex(h->ctx, cipher, NULL, key, NULL) && (h->chacha || EVP_CIPHER_CTX_set_padding(h->ctx, 0));
-    EVP_CIPHER_free(cipher);
-    return ok;
+    return cipher != NULL && (h->ctx = EVP_CIPHER_CTX_new()) != NULL &&
+           EVP_EncryptInit_ex(h->ctx, cipher, NULL, key, NULL) && (h->chacha || EVP_CIPHER_CTX_set_padding(h->ctx, 0));
 }
 
 /* RFC 9001 §5.4.3 / §5.4.4: mask = AES-ECB(hp, sample), or ChaCha20 keyed with hp,

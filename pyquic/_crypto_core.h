@@ -27,9 +27,17 @@ typedef struct {
     long long integrity_limit;
 } suite_info;
 
+#define MAX_KEY_LENGTH 32
+
+/* The two cipher contexts are made on first use: a connection's send keys
+ * never open and its receive keys never seal, and an OpenSSL AEAD context
+ * with its key schedule costs about a kilobyte (issue 14's memory target).
+ * Until then the key waits here; aead_clear cleanses it. */
 typedef struct {
     EVP_CIPHER_CTX *enc; /* cipher and key set once; per packet only the nonce */
     EVP_CIPHER_CTX *dec;
+    const EVP_CIPHER *cipher; /* fetched once per process (cached_cipher) */
+    unsigned char key[MAX_KEY_LENGTH];
     unsigned char iv[IV_LENGTH];
 } aead_core;
 

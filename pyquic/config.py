@@ -80,7 +80,11 @@ class QuicConfiguration:
     # server: makes each connection ID we issue (connection_id_length octets), e.g. a
     # quic_lb.LbEncoder so a QUIC-LB load balancer can route them; default random
     connection_id_generator: Optional[Callable[[], bytes]] = None
-    active_connection_id_limit: int = 8  # peer CIDs we store (also the CONNECTION_ID_LIMIT_ERROR cap)
+    # Connection IDs in use each way: the peer's we store (also the
+    # CONNECTION_ID_LIMIT_ERROR cap), and at most this many of ours issued
+    # (fewer if the peer's limit is lower).  Four leave three spares for
+    # migration and rotation; each costs about 200 bytes per connection.
+    active_connection_id_limit: int = 4
     congestion_control_algorithm: str = "reno"  # "reno" or "cubic"
     hystart: bool = True  # leave slow start on a rising RTT, before a loss (HyStart++, RFC 9406)
     undo_spurious_loss: bool = True  # a reduction whose "lost" packets all arrive after all is undone (RFC 9438 §4.9)
@@ -273,6 +277,33 @@ class QuicConfiguration:
             initial_max_streams_bidi=self.max_streams_bidi,
             initial_max_streams_uni=self.max_streams_uni,
         )
+
+    def transport_parameters(self, *, is_client: bool, source_cid: bytes, version_information: Any,
+                             original_dcid: Optional[bytes] = None, retry_scid: Optional[bytes] = None,
+                             reset_token: Optional[bytes] = None, preferred_address: Any = None) -> bytes:
+        """Our transport parameters, encoded (RFC 9000 §18.2): this
+        configuration's values and the connection's IDs; the server-only
+        ones (original and Retry IDs, reset token, preferred address) only
+        from a server."""
+        from .transport_params import QuicTransportParameters
+
+        server = not is_client
+        return QuicTransportParameters(
+            original_destination_connection_id=original_dcid if server else None,
+            max_idle_timeout=int(self.idle_timeout * 1000),
+            stateless_reset_token=reset_token if server else None,
+            max_udp_payload_size=self.max_udp_payload_size,
+            **self.initial_limits(),
+            ack_delay_exponent=self.ack_delay_exponent,
+            max_ack_delay=int(self.max_ack_delay * 1000),
+            disable_active_migration=self.disable_active_migration,
+            active_connection_id_limit=self.active_connection_id_limit,
+            initial_source_connection_id=source_cid,
+            retry_source_connection_id=retry_scid if server else None,
+            version_information=version_information,
+            max_datagram_frame_size=self.max_datagram_frame_size or 0,
+            preferred_address=preferred_address if server else None,
+        ).encode()
 
     def _accepts_early_data(self, state: Any) -> bool:
         """The TLS engine's accept_early_data hook: 0-RTT only while the

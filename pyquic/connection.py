@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from enum import IntEnum
 from typing import Any, Callable, Optional
 
@@ -116,6 +115,21 @@ class QuicConnectionState(IntEnum):
 class QuicConnection:
     """A QUIC connection: see the module header."""
 
+    # Slots: a dict of this many attributes costs kilobytes per connection
+    # (issue 14's memory target); "__dict__" stays for attributes set from outside.
+    __slots__ = (
+        "_alpn", "_builder", "_cid_length", "_client_params", "_configuration", "_datagrams_queued",
+        "_ecn_in", "_end", "_entropy", "_events", "_first_initial", "_handshake_complete",
+        "_handshake_confirmed", "_initial_dcid", "_initial_keys_cid", "_last_peer_dcid", "_liveness",
+        "_local_cids", "_loss", "_max_ack_ranges", "_mds", "_one_rtt", "_original_dcid",
+        "_original_initial_recv", "_pacing_at", "_path", "_paths", "_peer_ack_delay_exponent", "_peer_cids",
+        "_peer_initial_scid", "_peer_max_datagram_frame_size", "_peer_params", "_pending_1rtt",
+        "_preferred", "_preferred_offer", "_qlog", "_received_valid", "_retry_received",
+        "_retry_source_cid", "_session_ticket_handler", "_spaces", "_state", "_stats", "_streams",
+        "_streams_ready", "_tls", "_token", "_token_handler", "_undecryptable", "_versions", "_zero_rtt",
+        "cid_listener", "is_client", "__dict__", "__weakref__"
+    )
+
     def __init__(
         self,
         *,
@@ -136,7 +150,7 @@ class QuicConnection:
         self._entropy = config.require_inputs(entropy, "QuicConnection")  # no default: sans-I/O
         self._session_ticket_handler = session_ticket_handler
         self._token_handler = token_handler  # client: NEW_TOKEN tokens, for this server's next connection
-        self._events: deque = deque()
+        self._events = events.EventQueue()
         self._state = QuicConnectionState.FIRSTFLIGHT
         self._stats = QuicConnectionStats()
         self._local_cids = LocalConnectionIds(config.connection_id_length, stateless_reset_key or self._entropy(32),
@@ -341,24 +355,12 @@ class QuicConnection:
         self._initial_keys_cid = dcid  # client: the DCID its Initial keys come from (RFC 9368: again on a switch)
 
     def _local_transport_parameters(self) -> bytes:
-        config = self._configuration
-        params = QuicTransportParameters(
-            original_destination_connection_id=None if self.is_client else self._original_dcid,
-            max_idle_timeout=int(config.idle_timeout * 1000),
-            stateless_reset_token=None if self.is_client else self._local_cids.announced_token,
-            max_udp_payload_size=config.max_udp_payload_size,
-            **config.initial_limits(),
-            ack_delay_exponent=config.ack_delay_exponent,
-            max_ack_delay=int(config.max_ack_delay * 1000),
-            disable_active_migration=config.disable_active_migration,
-            active_connection_id_limit=config.active_connection_id_limit,
-            initial_source_connection_id=self._local_cids.host_cid,
-            retry_source_connection_id=None if self.is_client else self._retry_source_cid,
-            version_information=self._versions.local_information(),
-            max_datagram_frame_size=config.max_datagram_frame_size or 0,
+        return self._configuration.transport_parameters(
+            is_client=self.is_client, source_cid=self._local_cids.host_cid,
+            version_information=self._versions.local_information(), original_dcid=self._original_dcid,
+            retry_scid=self._retry_source_cid, reset_token=self._local_cids.announced_token,
             preferred_address=self._preferred_offer,
         )
-        return params.encode()
 
     def _create_engine(self) -> None:
         try:
@@ -392,15 +394,8 @@ class QuicConnection:
     def next_event(self) -> Optional[events.QuicEvent]:
         """The next event, or None.  Data of one stream that arrived in a row
         (say, one GRO batch) comes as one StreamDataReceived."""
-        events_ = self._events
-        if not events_:
-            return None
-        event = events_.popleft()
-        kind = type(event)
-        if kind is events.StreamDataReceived:
-            if events_ and not event.end_stream and type(events_[0]) is events.StreamDataReceived:
-                event = events.merge_stream_data(event, events_)
-        elif kind is events.DatagramFrameReceived:
+        event = self._events.pop()
+        if type(event) is events.DatagramFrameReceived:
             self._datagrams_queued -= 1
         return event
 
@@ -1149,7 +1144,10 @@ class QuicConnection:
         for event in tls_events:
             kind = type(event)
             if kind is tls.HandshakeDataReady:
-                self._spaces[LEVEL_SPACE[event.level]].crypto_send.write(event.data)
+                space = self._spaces[LEVEL_SPACE[event.level]]
+                if space.discarded:  # the engine cannot send at a level it left; say so if it does
+                    raise TransportError.INTERNAL_ERROR(f"handshake data for discarded {event.level.name} keys")
+                space.crypto_send.write(event.data)
             elif kind is tls.KeyReady:
                 self._install_key(event, now)
                 retry_held = True
@@ -1216,6 +1214,7 @@ class QuicConnection:
                 self._one_rtt.set_recv(keys)
             if self._one_rtt is not None and self._one_rtt.recv is not None:
                 self._zero_rtt.stop_sending()
+                self._pending_1rtt.clear()  # both directions are in _one_rtt now
 
     def _on_peer_transport_parameters(self, data: bytes) -> None:
         parsed, self._client_params = self._client_params, None  # server: parsed already, to choose the version
@@ -1240,7 +1239,7 @@ class QuicConnection:
         if params.max_idle_timeout:
             self._liveness.on_peer_idle_timeout(params.max_idle_timeout / 1000)
         self._mds = min(self._mds, params.max_udp_payload_size)
-        self._local_cids.limit = min(params.active_connection_id_limit, 8)
+        self._local_cids.limit = min(params.active_connection_id_limit, self._configuration.active_connection_id_limit)
         if self._stats.zero_rtt_rejected:
             self._streams.replace_peer_limits(params)  # not the ticket's limits any more
         else:

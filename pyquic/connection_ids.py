@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import partial
 from typing import Callable, Optional
 
 from .errors import TransportError, UsageError
@@ -57,7 +58,7 @@ class LocalConnectionIds:
         self.reset_key = reset_key
         self.entropy = entropy
         # Where new IDs come from (QUIC-LB: routable ones, quic_lb.LbEncoder); default random.
-        self.generator = generator if generator is not None else (lambda: entropy(length))
+        self.generator = generator if generator is not None else partial(entropy, length)
         self.by_cid: dict[bytes, LocalCid] = {}
         self.by_sequence: dict[int, LocalCid] = {}
         self.next_sequence = 0
@@ -170,7 +171,8 @@ class PeerConnectionIds:
         self.spare: dict[int, PeerCid] = {}
         self.retire_prior_to = 0
         self.retire_pending: list[int] = []  # RETIRE_CONNECTION_ID frames due
-        self.retire_unacked: set[int] = set()  # sent, not yet acknowledged
+        # Sent, not yet acknowledged: an ordered set (an empty set costs 216 bytes, a dict 64).
+        self.retire_unacked: dict[int, None] = {}
         self.seen: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (cid, token), for §19.15 checks
         # Tokens of IDs we used and retired, until the retirement is acknowledged:
         # a late packet of ours with that ID may still draw a reset.
@@ -262,17 +264,17 @@ class PeerConnectionIds:
 
     def take_frames(self) -> list[RetireConnectionId]:
         frames = [RetireConnectionId(s) for s in self.retire_pending]
-        self.retire_unacked.update(self.retire_pending)
+        self.retire_unacked.update(dict.fromkeys(self.retire_pending))
         self.retire_pending.clear()
         return frames
 
     def on_retire_acked(self, sequence: int) -> None:
-        self.retire_unacked.discard(sequence)
+        self.retire_unacked.pop(sequence, None)
         self.recent_tokens.pop(sequence, None)
 
     def on_retire_lost(self, sequence: int) -> None:
         if sequence in self.retire_unacked:
-            self.retire_unacked.discard(sequence)
+            self.retire_unacked.pop(sequence)
             self.retire_pending.append(sequence)
 
     def reset_tokens(self) -> list[bytes]:

@@ -5,7 +5,7 @@
 # The stream events are defined here and used by streams.py.
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -127,25 +127,59 @@ class ConnectionTerminated(QuicEvent):
 StreamEvent = Union[StreamDataReceived, StreamReset, StopSendingReceived]
 
 
-def merge_stream_data(event: StreamDataReceived, queue: deque) -> StreamDataReceived:
+def merge_stream_data(event: StreamDataReceived, queue: Sequence, at: int) -> tuple[StreamDataReceived, int]:
     """`event` joined with the StreamDataReceived events of its stream that
-    follow it in `queue` (taken out of it), up to the one with end_stream."""
+    follow it in `queue` from index `at`, up to the one with end_stream; and
+    the index of the first event not joined."""
     sid = event.stream_id
     chunks = [event.data]
     end = False
-    while queue and not end:
-        nxt = queue[0]
+    n = len(queue)
+    while at < n and not end:
+        nxt = queue[at]
         if type(nxt) is not StreamDataReceived or nxt.stream_id != sid:
             break
-        queue.popleft()
+        at += 1
         chunks.append(nxt.data)
         end = nxt.end_stream
     if len(chunks) == 1:
+        return event, at
+    return StreamDataReceived(stream_id=sid, data=b"".join(chunks), end_stream=end), at
+
+
+class EventQueue:
+    """A connection's events, in order.  A list read from an index and
+    emptied once all are read: an idle connection holds an empty list where
+    a deque would hold a 64-slot block.  Data of one stream that arrived in a
+    row comes out as one StreamDataReceived."""
+
+    __slots__ = ("_items", "_at")
+
+    def __init__(self) -> None:
+        self._items: list = []
+        self._at = 0
+
+    def append(self, event: QuicEvent) -> None:
+        self._items.append(event)
+
+    def pop(self) -> Optional[QuicEvent]:
+        items = self._items
+        at = self._at
+        if at >= len(items):
+            return None
+        event = items[at]
+        at += 1
+        if type(event) is StreamDataReceived and at < len(items) and not event.end_stream:
+            event, at = merge_stream_data(event, items, at)
+        if at == len(items):
+            items.clear()
+            at = 0
+        self._at = at
         return event
-    return StreamDataReceived(stream_id=sid, data=b"".join(chunks), end_stream=end)
 
 
 __all__ = [
+    "EventQueue",
     "QuicEvent",
     "ProtocolNegotiated",
     "HandshakeCompleted",

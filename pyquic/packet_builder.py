@@ -134,7 +134,9 @@ class PacketBuilder(SentRecords):
         self.ctrl: list = []  # control frames taken from their owners, not yet sent
         self.pad_packet = False  # the packet being filled carries a PATH_CHALLENGE
         self.pings: list = []  # PING uids asked for by the application
-        self.datagrams: deque = deque()  # DATAGRAM frame payloads (RFC 9221)
+        # DATAGRAM frame payloads (RFC 9221); made on first use (an empty
+        # deque costs 600 bytes, and most connections never send one).
+        self.datagrams: Optional[deque] = None
         self.path_responses: list = []
         self.handshake_done_pending = False
         self.ping_eliciting_needed = False  # recovery wants an ack-eliciting frame
@@ -152,9 +154,12 @@ class PacketBuilder(SentRecords):
 
     def queue_datagram(self, data: bytes, limit: int) -> bool:
         """False when `limit` frames are already waiting."""
-        if len(self.datagrams) >= limit:
+        queue = self.datagrams
+        if queue is None:
+            queue = self.datagrams = deque()
+        elif len(queue) >= limit:
             return False
-        self.datagrams.append(data)
+        queue.append(data)
         return True
 
     def queue_path_response(self, frame: PathResponse, limit: int) -> None:
@@ -175,7 +180,7 @@ class PacketBuilder(SentRecords):
     def drop_queued(self) -> None:
         """Closing: queued PINGs and DATAGRAM frames will not go."""
         self.pings.clear()
-        self.datagrams.clear()
+        self.datagrams = None
 
     # ------------------------------------------------------------------
     # entry points

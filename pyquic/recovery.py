@@ -523,6 +523,8 @@ class LossRecovery:
                         ack_only += 1
         state.ack_eliciting_in_flight -= eliciting_in_flight
         state.ack_only_outstanding -= ack_only
+        if not sent:
+            sent.clear()  # an emptied dict keeps its table until cleared: idle connections shrink
         if acked and acked[0].packet_number == lowest:
             pn = lowest + 1
             while pn < top and pn not in sent:

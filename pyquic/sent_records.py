@@ -66,7 +66,9 @@ class SentRecords:
             if kind == K_STREAM:
                 streams.on_stream_frame_acked(record[1], record[2], record[3], record[4])
             elif kind == K_ACK:
-                self.spaces[record[1]].ack.on_ack_of_ack(record[2])
+                space = self.spaces[record[1]]
+                if not space.discarded:
+                    space.ack.on_ack_of_ack(record[2])
             elif kind == K_CRYPTO:
                 space = self.spaces[record[1]]
                 if not space.discarded:

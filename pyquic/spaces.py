@@ -68,16 +68,18 @@ class Space:
         self.probes = 0  # ack-eliciting packets owed after a PTO (RFC 9002 §6.2.4)
 
     def discard(self) -> None:
-        """RFC 9001 §4.9: the keys are gone; nothing more is sent or received here."""
+        """RFC 9001 §4.9: the keys are gone; nothing more is sent or received
+        here.  The ACK tracker and the CRYPTO buffers go too (every user
+        checks `discarded` first): an idle connection would hold two empty
+        sets of them for its whole life."""
         self.discarded = True
         self.send_keys = self.recv_keys = None
-        self.crypto_send = SendStream(-1, (1 << 62) - 1)
-        self.crypto_recv.clear()
+        self.ack = self.crypto_send = self.crypto_recv = None  # type: ignore[assignment]
         self.probes = 0
 
     @property
     def crypto_pending(self) -> bool:
-        return self.crypto_send.has_pending
+        return not self.discarded and self.crypto_send.has_pending
 
 
 class KeyPhases:

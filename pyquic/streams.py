@@ -771,10 +771,14 @@ class StreamManager:
         if recv is not None:
             recv.release()  # terminal, so nothing should be held; but never leak budget
         del self.streams[stream_id]
+        last = not self.streams
         for pending in (
-            self._send_queue, self._pending_resets, self._pending_stops, self._credit_updates, self._blocked_streams
+            self.streams, self._send_queue, self._pending_resets, self._pending_stops, self._credit_updates,
+            self._blocked_streams,
         ):
             pending.pop(stream_id, None)
+            if last and not pending:
+                pending.clear()  # an emptied dict keeps its table until cleared: idle connections shrink
         if not self._is_local(stream_id):
             # RFC 9000 §4.6: credit for a new peer stream once one is closed.
             self.peer_streams[(stream_id >> 1) & 1].on_closed()

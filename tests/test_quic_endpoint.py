@@ -48,7 +48,7 @@ def test_accepts_a_client_and_routes_by_every_cid():
     assert endpoint.accept() is conn and endpoint.accept() is None
     routed = {cid for cid, c in endpoint._routes.items() if c is conn}
     assert conn.original_destination_connection_id in routed
-    assert set(conn.host_cids) <= routed and len(conn.host_cids) == 8
+    assert set(conn.host_cids) <= routed and len(conn.host_cids) == server_configuration().active_connection_id_limit
     # After the client moves to another CID, data still arrives.
     pair.client.change_connection_id()
     sid = pair.client.get_next_available_stream_id()
@@ -670,18 +670,16 @@ def test_a_batch_with_unknown_and_long_header_datagrams_in_it():
 
 
 def test_stream_events_merge_only_within_one_stream_and_up_to_its_end():
-    from collections import deque
-
     from pyquic.events import merge_stream_data
 
     sdr = events.StreamDataReceived
-    queue = deque([sdr(stream_id=0, data=b"b", end_stream=False), sdr(stream_id=4, data=b"x", end_stream=False),
-                   sdr(stream_id=0, data=b"c", end_stream=True)])
-    merged = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
-    assert (merged.data, merged.end_stream) == (b"ab", False) and len(queue) == 2
-    queue = deque([sdr(stream_id=0, data=b"b", end_stream=True), sdr(stream_id=0, data=b"late", end_stream=False)])
-    merged = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue)
-    assert (merged.data, merged.end_stream) == (b"ab", True) and len(queue) == 1
+    queue = [sdr(stream_id=9, data=b"seen", end_stream=False), sdr(stream_id=0, data=b"b", end_stream=False),
+             sdr(stream_id=4, data=b"x", end_stream=False), sdr(stream_id=0, data=b"c", end_stream=True)]
+    merged, at = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue, 1)
+    assert (merged.data, merged.end_stream, at) == (b"ab", False, 2)
+    queue = [sdr(stream_id=0, data=b"b", end_stream=True), sdr(stream_id=0, data=b"late", end_stream=False)]
+    merged, at = merge_stream_data(sdr(stream_id=0, data=b"a", end_stream=False), queue, 0)
+    assert (merged.data, merged.end_stream, at) == (b"ab", True, 1)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

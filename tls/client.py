@@ -552,6 +552,7 @@ class ClientConnected(Connected):
     expects = frozenset({HT.NEW_SESSION_TICKET, HT.KEY_UPDATE})
 
     def __init__(self, ks: KeySchedule) -> None:
+        ks.forget_handshake_secrets()  # tickets need only the hash and the resumption master secret
         self.ks = ks
 
     def handle(self, eng: Any, msg: Any, raw: bytes) -> State:

@@ -117,6 +117,19 @@ _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 class Engine:
     """A TLS 1.3 handshake endpoint.  See the module header for the contract."""
 
+    # Slots: a server holds one Engine per connection for its whole life, and
+    # an instance dict of this many attributes costs kilobytes.  "__dict__"
+    # stays for attributes set from outside (tests, applications).
+    __slots__ = (
+        "_boundary", "_buffers", "_call_now", "_entropy", "_events", "_failure", "_now_source",
+        "_private_keys", "_read_level", "_resumption", "_resumption_master_secret", "_secrets", "_started",
+        "_state", "_valid_levels", "client_random", "config", "early_data_offered", "early_data_ticket",
+        "early_exporter_master_secret", "exporter_master_secret", "extensions_hook", "handshake_complete",
+        "is_client", "max_early_data", "negotiated", "peer_certificates", "peer_transport_parameters",
+        "profile", "signer", "ticket_app_data", "ticket_state", "transport_parameters",
+        "transport_parameters_for", "verify_mode", "__dict__", "__weakref__"
+    )
+
     def __init__(
         self,
         config: Config,
@@ -193,7 +206,9 @@ class Engine:
 
         self._valid_levels = _ALL_LEVELS if not self.is_client and profile.end_of_early_data else _NO_EARLY_LEVEL
         self._read_level = Level.INITIAL
-        self._buffers: dict[Level, bytearray] = {level: bytearray() for level in _LEVELS}
+        # Bytes of an incomplete message, per level; a level's buffer exists
+        # only while it holds some (a finished handshake keeps none).
+        self._buffers: dict[Level, bytearray] = {}
         self._boundary = False
         self._events: list[Any] = []
         self._failure: TLSError | None = None
@@ -419,7 +434,9 @@ class Engine:
             raise AlertError(AD.unexpected_message, f"handshake data at {level.name} after moving to {self._read_level.name}")
         if not data:
             return
-        buf = self._buffers[level]
+        buf = self._buffers.get(level)
+        if buf is None:
+            buf = self._buffers[level] = bytearray()
         cap = self.config.max_handshake_buffer
         if level > self._read_level and len(buf) + len(data) > cap:
             raise AlertError(AD.unexpected_message, f"more than {cap} bytes buffered at {level.name}")
@@ -433,8 +450,8 @@ class Engine:
         hello_cap = cap if self.is_client else self.config.max_client_hello
         while True:
             level = self._read_level
-            buf = self._buffers[level]
-            if len(buf) < 4:
+            buf = self._buffers.get(level)
+            if buf is None or len(buf) < 4:
                 return
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
             limit = hello_cap if buf[0] == _CLIENT_HELLO else cap
@@ -444,6 +461,8 @@ class Engine:
                 return
             raw = bytes(buf[: 4 + length])
             del buf[: 4 + length]
+            if not buf:
+                del self._buffers[level]
             self._boundary = False
             self._dispatch(raw)
             if self._boundary:
@@ -451,7 +470,7 @@ class Engine:
                 # RFC 8446 §5.1: handshake messages MUST NOT span key changes;
                 # after ServerHello, Finished, KeyUpdate (and HRR / a level
                 # change) nothing else may be pending at the old level.
-                if buf or any(self._buffers[lv] for lv in _LEVELS[: self._read_level]):
+                if buf or any(self._buffers.get(lv) for lv in _LEVELS[: self._read_level]):
                     raise AlertError(AD.unexpected_message, f"data after a key change at {level.name}")
 
     def _dispatch(self, raw: bytes) -> None:

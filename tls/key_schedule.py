@@ -451,6 +451,14 @@ class KeySchedule:
     ) -> bytes:
         return export_keying_material(self.hash_name, exporter_secret, label, context, length)
 
+    def forget_handshake_secrets(self) -> None:
+        """Once the traffic secrets are derived, the PSK and the early and
+        handshake secrets are needed no more: dropped, so a connection does
+        not hold them for its whole life.  The master secret stays: the
+        resumption master secret is derived from it when first needed."""
+        self.psk = self.early_secret = self._early_derived = None  # type: ignore[assignment]
+        self.handshake_secret = None
+
     def resumption_psk(self, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
         return resumption_psk(self.hash_name, resumption_master_secret, ticket_nonce)
 

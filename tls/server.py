@@ -537,9 +537,9 @@ class ExpectClientFinished(State):
                 peer_certificates=eng.peer_certificates,
             )
         )
+        modes = s.view.psk_modes or []
         connected = ServerConnected(s)
         cfg = eng.config
-        modes = s.view.psk_modes or []
         # §4.6.1 / §4.2.9: tickets only to clients that can use them.
         if cfg.session_tickets and any(m in cfg.psk_modes for m in modes):
             for _ in range(cfg.session_tickets):
@@ -551,6 +551,12 @@ class ServerConnected(Connected):
     expects = frozenset({HT.KEY_UPDATE})
 
     def __init__(self, s: _ServerSession) -> None:
+        # What tickets need stays (the key schedule, ALPN, client identity);
+        # the ClientHello, the transcript and the handshake secrets go: an
+        # idle connection holds them for its whole life otherwise.
+        s.view = s.transcript = s.leaf = None
+        s.c_hs = s.c_ap = b""
+        s.ks.forget_handshake_secrets()
         super().__init__(s)
         self.tickets_sent = 0
 
