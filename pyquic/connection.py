@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from enum import IntEnum
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import tls
 
@@ -38,7 +38,7 @@ from . import events, preferred_address, zero_rtt
 from .closing import Closing
 from .config import QuicConfiguration
 from .connection_ids import LocalConnectionIds, PeerConnectionIds
-from .crypto import CryptoError, derive_packet_keys, initial_keys, verify_retry_integrity
+from .crypto import CryptoError, PacketKeys, derive_packet_keys, initial_keys, verify_retry_integrity
 from .errors import ErrorCode, TransportError, UsageError
 from .frame_types import frame_name
 from .frames import (
@@ -205,7 +205,7 @@ class QuicConnection:
         self._end = Closing()  # why it ends, the CONNECTION_CLOSE owed, when it is gone
         self._liveness = Liveness(config.idle_timeout, config.handshake_timeout)
         self._pacing_at: Optional[float] = None
-        self._undecryptable: list = []
+        self._undecryptable: Sequence[bytes] = ()  # a list only while some are held
         self._streams = StreamManager(
             self.is_client,
             **config.initial_limits(),
@@ -327,7 +327,7 @@ class QuicConnection:
                 space.next_pn = previous.next_pn  # packet numbers keep increasing
         self._loss = self._new_recovery()
         self._one_rtt: Optional[KeyPhases] = None
-        self._pending_1rtt: dict = {}
+        self._pending_1rtt: Optional[PacketKeys] = None  # a 1-RTT read key that came before the write key
         self._zero_rtt = zero_rtt.ZeroRtt()  # 0-RTT keys; the last 0-RTT packet number, if refused
         self._builder.reset(self._spaces, self._loss, self._zero_rtt)
         self._tls: Optional[tls.Engine] = None
@@ -880,13 +880,13 @@ class QuicConnection:
     def _hold_undecryptable(self, header: PartialHeader, view: memoryview) -> bool:
         """Packets whose keys are not there yet are kept (a few) and retried."""
         if len(self._undecryptable) < self._configuration.max_undecryptable_packets:
-            self._undecryptable.append(bytes(view))
+            self._undecryptable = [*self._undecryptable, bytes(view)]
         else:
             self._stats.packets_dropped += 1
         return False
 
     def _retry_undecryptable(self, now: float) -> None:
-        held, self._undecryptable = self._undecryptable, []
+        held, self._undecryptable = self._undecryptable, ()
         for datagram in held:
             if self._state >= QuicConnectionState.CLOSING:
                 return
@@ -1205,16 +1205,17 @@ class QuicConnection:
             else:
                 space.recv_keys = keys
         elif level == tls.Level.APPLICATION:
-            self._pending_1rtt[write] = keys
             if write:
-                self._one_rtt = KeyPhases(keys, self._pending_1rtt.get(False))
+                self._one_rtt = KeyPhases(keys, self._pending_1rtt)
+                self._pending_1rtt = None
                 self._one_rtt.first_send_pn = self._spaces[APPLICATION].next_pn  # after any 0-RTT
                 self._streams_ready = True
             elif self._one_rtt is not None:
                 self._one_rtt.set_recv(keys)
+            else:
+                self._pending_1rtt = keys
             if self._one_rtt is not None and self._one_rtt.recv is not None:
                 self._zero_rtt.stop_sending()
-                self._pending_1rtt.clear()  # both directions are in _one_rtt now
 
     def _on_peer_transport_parameters(self, data: bytes) -> None:
         parsed, self._client_params = self._client_params, None  # server: parsed already, to choose the version

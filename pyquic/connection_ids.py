@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from functools import partial
 from typing import Callable, Optional
 
 from .errors import TransportError, UsageError
@@ -33,13 +32,21 @@ def stateless_reset_token(key: bytes, connection_id: bytes) -> bytes:
 
 
 class LocalCid:
-    __slots__ = ("sequence", "cid", "token", "retired")
+    """One ID we issued.  Its reset token is computed when asked for (a
+    NEW_CONNECTION_ID, the transport parameter): an idle connection keeps
+    no copy."""
 
-    def __init__(self, sequence: int, cid: bytes, token: bytes) -> None:
+    __slots__ = ("sequence", "cid", "retired", "_key")
+
+    def __init__(self, sequence: int, cid: bytes, reset_key: bytes) -> None:
         self.sequence = sequence
         self.cid = cid
-        self.token = token
         self.retired = False
+        self._key = reset_key
+
+    @property
+    def token(self) -> bytes:
+        return stateless_reset_token(self._key, self.cid)
 
 
 class LocalConnectionIds:
@@ -58,7 +65,7 @@ class LocalConnectionIds:
         self.reset_key = reset_key
         self.entropy = entropy
         # Where new IDs come from (QUIC-LB: routable ones, quic_lb.LbEncoder); default random.
-        self.generator = generator if generator is not None else partial(entropy, length)
+        self.generator = generator  # None: random
         self.by_cid: dict[bytes, LocalCid] = {}
         self.by_sequence: dict[int, LocalCid] = {}
         self.next_sequence = 0
@@ -71,10 +78,10 @@ class LocalConnectionIds:
 
     def _issue(self, cid: Optional[bytes] = None) -> LocalCid:
         while cid is None or cid in self.by_cid:
-            cid = self.generator()
+            cid = self.generator() if self.generator is not None else self.entropy(self.length)
             if len(cid) != self.length:
                 raise UsageError(f"the connection ID generator made {len(cid)} octets, not {self.length}")
-        entry = LocalCid(self.next_sequence, cid, stateless_reset_token(self.reset_key, cid))
+        entry = LocalCid(self.next_sequence, cid, self.reset_key)
         self.next_sequence += 1
         self.by_cid[cid] = entry
         self.by_sequence[entry.sequence] = entry
@@ -173,7 +180,9 @@ class PeerConnectionIds:
         self.retire_pending: list[int] = []  # RETIRE_CONNECTION_ID frames due
         # Sent, not yet acknowledged: an ordered set (an empty set costs 216 bytes, a dict 64).
         self.retire_unacked: dict[int, None] = {}
-        self.seen: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (cid, token), for §19.15 checks
+        # Every ID the peer announced by sequence number, for the §19.15 checks
+        # (the same PeerCid objects as in spare).
+        self.seen: dict[int, PeerCid] = {}
         # Tokens of IDs we used and retired, until the retirement is acknowledged:
         # a late packet of ours with that ID may still draw a reset.
         self.recent_tokens: dict[int, bytes] = {}
@@ -189,7 +198,7 @@ class PeerConnectionIds:
     def set_active_token(self, token: bytes) -> None:
         """The server's stateless_reset_token transport parameter (sequence 0)."""
         self.active.token = token
-        self.seen[0] = (self.active.cid, token)
+        self.seen[0] = self.active
 
     def on_new_connection_id(self, frame: NewConnectionId) -> None:
         ft = FrameType.NEW_CONNECTION_ID
@@ -198,22 +207,21 @@ class PeerConnectionIds:
             raise TransportError.PROTOCOL_VIOLATION("NEW_CONNECTION_ID with a zero-length connection ID", frame_type=ft)
         previous = self.seen.get(frame.sequence_number)
         if previous is not None:
-            if previous != (frame.connection_id, frame.stateless_reset_token):
+            if (previous.cid, previous.token) != (frame.connection_id, frame.stateless_reset_token):
                 # §19.15: the same sequence number with other contents.
                 raise TransportError.PROTOCOL_VIOLATION("sequence number reused for another connection ID", frame_type=ft)
             return
-        for sequence, (cid, _) in self.seen.items():
-            if cid == frame.connection_id:
+        for entry in self.seen.values():
+            if entry.cid == frame.connection_id:
                 raise TransportError.PROTOCOL_VIOLATION("connection ID reissued with another sequence number", frame_type=ft)
+        entry = PeerCid(frame.sequence_number, frame.connection_id, frame.stateless_reset_token)
         if len(self.seen) < 4 * self.limit + 16:
-            self.seen[frame.sequence_number] = (frame.connection_id, frame.stateless_reset_token)
+            self.seen[frame.sequence_number] = entry
         if frame.sequence_number < self.retire_prior_to:
             # §5.1.2: already retired by an earlier retire_prior_to: retire at once.
             self._retire(frame.sequence_number)
         else:
-            self.spare[frame.sequence_number] = PeerCid(
-                frame.sequence_number, frame.connection_id, frame.stateless_reset_token
-            )
+            self.spare[frame.sequence_number] = entry
         if frame.retire_prior_to > self.retire_prior_to:
             self.retire_prior_to = frame.retire_prior_to
             for sequence in [s for s in self.spare if s < frame.retire_prior_to]:

@@ -208,6 +208,7 @@ class PacketBuilder(SentRecords):
                     self._build_short(now, out)
         elif self._zero_rtt_open():
             self._build_zero_rtt(now, out)
+        self.f = None  # type: ignore[assignment]  # the facts are this build's only
         return out
 
     def _zero_rtt_open(self) -> bool:

@@ -203,6 +203,13 @@ class _SpaceState:
         self.discarded = False
 
 
+# What every discarded space's state is: nothing outstanding, no timers
+# (read-only: discard_space and forget_sent never write it, the other
+# writers refuse a discarded space first).
+_DISCARDED = _SpaceState()
+_DISCARDED.discarded = True
+
+
 class LossRecovery:
     """Loss detection and congestion control for one connection (one path).
 
@@ -459,10 +466,13 @@ class LossRecovery:
     def discard_space(self, space: PacketNumberSpace, now: float | None = None) -> list[SentPacket]:
         """RFC 9002 §6.4 / §A.11: keys for `space` are gone.  Its packets leave
         bytes in flight without a congestion signal; its timers stop; the PTO
-        backoff resets.  Returns the records dropped."""
-        state = self._spaces[space]
+        backoff resets.  Returns the records dropped.  The space's state
+        becomes the shared _DISCARDED (every path checks `discarded` before
+        it writes), so an idle connection holds none of its own."""
+        if self._spaces[space] is _DISCARDED:
+            return []
         records = self.forget_sent(space)
-        state.discarded = True
+        self._spaces[space] = _DISCARDED
         self.pto_count = 0
         if now is not None and self._timer_anchor is not None:
             self._timer_anchor = now
@@ -473,6 +483,8 @@ class LossRecovery:
         server rejected, RFC 9001 §4.6.2): out of flight without a congestion
         signal, their timers stopped; the space stays in use.  Returns them."""
         state = self._spaces[space]
+        if state is _DISCARDED:
+            return []
         records = list(state.sent.values())
         self.cc.on_packets_discarded(records)
         state.sent.clear()

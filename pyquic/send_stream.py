@@ -25,28 +25,27 @@ COALESCE_LIMIT = 1 << 16
 # --- ranges --------------------------------------------------------------------
 
 
-class _Spans:
-    """Disjoint half-open ranges as one flat sorted list [s0, e0, s1, e1, ...].
+class _Spans(list):
+    """Disjoint half-open ranges as one flat sorted list [s0, e0, s1, e1, ...]
+    (the list itself: every stream's sending part has two of these).
 
     Like rangeset.RangeSet, but never drops ranges (acknowledged and lost
     ranges must not be forgotten) and can list what a range misses.  Their
     number is bounded by our own packets in flight, not by the peer.
     """
 
-    __slots__ = ("flat",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.flat: list[int] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.flat)
+    @property
+    def flat(self) -> list[int]:
+        return self
 
     def add(self, start: int, stop: int) -> None:
         if stop <= start:
             return
-        flat = self.flat
+        flat = self
         if not flat or start > flat[-1]:
-            flat += (start, stop)
+            flat.extend((start, stop))
             return
         i = bisect_left(flat, start)
         j = bisect_right(flat, stop)
@@ -61,7 +60,7 @@ class _Spans:
     def subtract(self, start: int, stop: int) -> None:
         if stop <= start:
             return
-        flat = self.flat
+        flat = self
         i = bisect_right(flat, start)
         j = bisect_left(flat, stop)
         pieces: list[int] = []
@@ -77,7 +76,7 @@ class _Spans:
 
     def missing(self, start: int, stop: int) -> list[int]:
         """The parts of [start, stop) not in the set, flat."""
-        flat = self.flat
+        flat = self
         i = bisect_right(flat, start)
         j = bisect_left(flat, stop)
         # Boundaries strictly inside (start, stop) alternate covered/uncovered.
@@ -169,7 +168,7 @@ class SendStream:
     @property
     def next_offset(self) -> int:
         """The offset the next frame starts at (for sizing its header)."""
-        return self._retransmit.flat[0] if self._retransmit else self.send_offset
+        return self._retransmit[0] if self._retransmit else self.send_offset
 
     @property
     def buffered(self) -> int:
@@ -210,7 +209,7 @@ class SendStream:
             return None
         retransmit = self._retransmit
         if retransmit:
-            start, stop = retransmit.flat[0], retransmit.flat[1]
+            start, stop = retransmit[0], retransmit[1]
             if stop > start + max_size:
                 stop = start + max_size
             if stop <= start:
@@ -268,9 +267,9 @@ class SendStream:
             self._retransmit.subtract(start, stop)
             acked = self._acked
             acked.add(start, stop)
-            if acked.flat[0] <= self.acked_offset:
-                self.acked_offset = acked.flat[1]
-                del acked.flat[:2]
+            if acked[0] <= self.acked_offset:
+                self.acked_offset = acked[1]
+                del acked[:2]
                 self._free_acked()
         if fin:
             self._fin_acked = True

@@ -124,7 +124,7 @@ class KeyPhases:
     def set_recv(self, recv: PacketKeys) -> None:
         """The 1-RTT read key (a server gets it after its write key)."""
         self.recv = recv
-        self.hp = backend.HeaderProtection(recv.cipher_suite, recv.hp_key)
+        self.hp = None  # made by keys_for, which only a key update or a forged packet reaches
 
     # -- sending -----------------------------------------------------------
     def can_initiate(self) -> bool:
@@ -154,8 +154,11 @@ class KeyPhases:
         """After the current read key failed: which key the packet's phase
         bit asks for (previous or next) and its packet number; None if the
         header cannot even be read or the bit is the current one."""
+        hp = self.hp
+        if hp is None:  # the hp key is the same in every phase (§6): one context for all
+            hp = self.hp = backend.HeaderProtection(self.recv.cipher_suite, self.recv.hp_key)
         try:
-            header, truncated = self.hp.remove(packet, pn_offset)
+            header, truncated = hp.remove(packet, pn_offset)
         except backend.CryptoError:
             return None
         phase = 1 if header[0] & 0x04 else 0

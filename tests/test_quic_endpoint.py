@@ -514,7 +514,7 @@ def test_reset_tokens_match_what_the_connection_advertised():
     for entry in conn._local_cids.by_sequence.values():
         assert entry.token == stateless_reset_token(key, entry.cid)
     # The client learned every one of them (transport parameter + NEW_CONNECTION_ID).
-    learned = {token for _, token in pair.client._peer_cids.seen.values()}
+    learned = {entry.token for entry in pair.client._peer_cids.seen.values()}
     assert learned >= {stateless_reset_token(key, c) for c in conn.host_cids}
 
 

@@ -48,7 +48,7 @@ def test_discarded_spaces_and_the_finished_handshake_hold_nothing(side):
     if side == "server":
         session = engine._state.s
         assert (session.view, session.transcript, session.c_hs, session.c_ap) == (None, None, b"", b"")
-    assert conn._pending_1rtt == {}  # both 1-RTT directions live in the key phases
+    assert conn._pending_1rtt is None  # both 1-RTT directions live in the key phases
     assert conn._builder.datagrams is None  # made on first DATAGRAM frame only
     assert conn._streams.streams == {}
     # Only ACK-only packets may stay outstanding (no one acknowledges them).

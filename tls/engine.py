@@ -84,7 +84,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from . import events as ev
@@ -109,6 +110,10 @@ AD = AlertDescription
 _LEVELS = tuple(Level)
 _ALL_LEVELS = frozenset(Level)
 _NO_EARLY_LEVEL = frozenset({Level.INITIAL, Level.HANDSHAKE, Level.APPLICATION})
+_NO_PRIVATE_KEYS: Mapping[int, bytes] = MappingProxyType({})
+# One key tuple per (level, direction) for the secrets table, shared by every
+# engine: a connection stores its secrets under these, not tuples of its own.
+_SECRET_KEY = {(level, direction): (level, direction) for level in Level for direction in Direction}
 # Negotiated is frozen: every engine can start from the same empty one.
 _NOTHING_NEGOTIATED = Negotiated()
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
@@ -181,7 +186,8 @@ class Engine:
         self.transport_parameters = transport_parameters
         self.ticket_app_data = None if ticket_app_data is None else bytes(ticket_app_data)
         self._entropy = entropy or os.urandom
-        self._private_keys = dict(key_share_private_keys or {})
+        # Injected key shares (tests and vectors); most engines have none and share one empty mapping.
+        self._private_keys = dict(key_share_private_keys) if key_share_private_keys else _NO_PRIVATE_KEYS
         self.signer = signer
         self._now_source = now
         self._call_now: float | None = None
@@ -380,12 +386,12 @@ class Engine:
         self._events.append(event)
 
     def install_key(self, level: Level, direction: Direction, secret: bytes, cipher_suite: int) -> None:
-        self._secrets[(level, direction)] = secret
+        self._secrets[_SECRET_KEY[level, direction]] = secret
         self._events.append(ev.KeyReady(level, direction, cipher_suite, secret))
 
     def remember_secret(self, level: Level, direction: Direction, secret: bytes) -> None:
         """Record a secret without a KeyReady (e.g. one held back until later)."""
-        self._secrets[(level, direction)] = secret
+        self._secrets[_SECRET_KEY[level, direction]] = secret
 
     def keylog(self, label: str, secret: bytes) -> None:
         event = ev.KeyLog(label, self.client_random, secret)
@@ -463,6 +469,8 @@ class Engine:
             del buf[: 4 + length]
             if not buf:
                 del self._buffers[level]
+                if not self._buffers:
+                    self._buffers = {}  # the emptied table goes too
             self._boundary = False
             self._dispatch(raw)
             if self._boundary:
