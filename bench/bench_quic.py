@@ -8,7 +8,9 @@
 #     client's from getrusage around the transfer, the server's by asking it
 #     over the connection before and after: handshake excluded);
 #   - handshake rate: sequential connections from one client, and the
-#     server's CPU milliseconds per handshake;
+#     server's CPU milliseconds per handshake; full handshakes, then resumed
+#     ones (each with the ticket the previous connection brought: PSK with
+#     (EC)DHE; a round fails unless every one of them resumed);
 #   - medians of >= 5 rounds (--quick: 2 rounds of 10 MB).
 #
 #   python bench/bench_quic.py [--quick] [--impl pyquic,aioquic,qh3] [--json out.json]
@@ -68,17 +70,19 @@ def bench_impl(impl: str, files, *, size: int, rounds: int, handshakes: int) -> 
                 "server_cpu_ms_per_MB": statistics.median(server_ms),
                 "goodput_all": goodput,
             }
-        rates, server_hs, client_hs = [], [], []
-        for _ in range(rounds):
-            (res,) = _client(impl, server.port, files, [{"op": "handshakes", "count": handshakes}])
-            rates.append(res["count"] / res["seconds"])
-            server_hs.append(1000 * res["server_cpu_per_handshake"])
-            client_hs.append(1000 * res["cpu"] / res["count"])
-        out["handshake"] = {
-            "per_second": statistics.median(rates),
-            "server_cpu_ms": statistics.median(server_hs),
-            "client_cpu_ms": statistics.median(client_hs),
-        }
+        for key, resumed in (("handshake", False), ("resumed", True)):
+            rates, server_hs, client_hs = [], [], []
+            for _ in range(rounds):
+                (res,) = _client(impl, server.port, files,
+                                 [{"op": "handshakes", "count": handshakes, "resumed": resumed}])
+                rates.append(res["count"] / res["seconds"])
+                server_hs.append(1000 * res["server_cpu_per_handshake"])
+                client_hs.append(1000 * res["cpu"] / res["count"])
+            out[key] = {
+                "per_second": statistics.median(rates),
+                "server_cpu_ms": statistics.median(server_hs),
+                "client_cpu_ms": statistics.median(client_hs),
+            }
         return out
     finally:
         server.stop()
@@ -96,13 +100,14 @@ def run(quick: bool = False, impls=IMPLS, size: int = 0, rounds: int = 0, handsh
 
 def table(results: dict) -> str:
     rows = [("", "down MB/s", "up MB/s", "srv ms/MB down", "cli ms/MB down", "srv ms/MB up", "cli ms/MB up",
-             "handshakes/s", "srv ms/hs", "cli ms/hs")]
+             "handshakes/s", "srv ms/hs", "cli ms/hs", "resumed/s", "srv ms/resumed")]
     for impl, r in results.items():
-        d, u, h = r["download"], r["upload"], r["handshake"]
+        d, u, h, res = r["download"], r["upload"], r["handshake"], r["resumed"]
         rows.append((impl, f"{d['goodput_MBps']:.1f}", f"{u['goodput_MBps']:.1f}",
                      f"{d['server_cpu_ms_per_MB']:.1f}", f"{d['client_cpu_ms_per_MB']:.1f}",
                      f"{u['server_cpu_ms_per_MB']:.1f}", f"{u['client_cpu_ms_per_MB']:.1f}",
-                     f"{h['per_second']:.0f}", f"{h['server_cpu_ms']:.2f}", f"{h['client_cpu_ms']:.2f}"))
+                     f"{h['per_second']:.0f}", f"{h['server_cpu_ms']:.2f}", f"{h['client_cpu_ms']:.2f}",
+                     f"{res['per_second']:.0f}", f"{res['server_cpu_ms']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     if "pyquic" in results:
@@ -116,7 +121,8 @@ def table(results: dict) -> str:
                 f"upload goodput x{p['upload']['goodput_MBps'] / o['upload']['goodput_MBps']:.2f}, "
                 f"server CPU/MB (down) x{p['download']['server_cpu_ms_per_MB'] / o['download']['server_cpu_ms_per_MB']:.2f}, "
                 f"handshakes/s x{p['handshake']['per_second'] / o['handshake']['per_second']:.2f}, "
-                f"server CPU/handshake x{p['handshake']['server_cpu_ms'] / o['handshake']['server_cpu_ms']:.2f}")
+                f"server CPU/handshake x{p['handshake']['server_cpu_ms'] / o['handshake']['server_cpu_ms']:.2f}, "
+                f"resumed x{p['resumed']['server_cpu_ms'] / o['resumed']['server_cpu_ms']:.2f}")
     return "\n".join(lines)
 
 

@@ -381,7 +381,7 @@ class Client:
             return False
         for op in ops:
             if op["op"] == "handshakes":
-                res = await self._timed(self.handshakes(op["count"]), op)
+                res = await self._timed(self.handshakes(op["count"], op.get("resumed", False)), op)
                 ok &= res.get("ok", False)
                 emit(res)
         return ok
@@ -397,24 +397,62 @@ class Client:
         res.setdefault("cpu", cpu_seconds() - c0)
         return res
 
-    async def handshakes(self, count: int) -> dict:
+    async def handshakes(self, count: int, resumed: bool = False) -> dict:
         # The server's CPU is asked over a connection of its own before and
         # after; the delta covers the `count` handshakes plus the second
-        # query's handshake, hence count + 1 below.
-        async with self.connect() as proto:
+        # query's handshake, hence count + 1 below.  With `resumed`, every
+        # one of those resumes a session (RFC 8446 §2.2, PSK with (EC)DHE):
+        # the first query's connection brings the first ticket, each
+        # connection the ticket for the next one (servers may take a ticket
+        # once); how many did resume is reported.
+        config, tickets = self.config, []
+        arrived = asyncio.Event()
+        kwargs: dict = {}
+        if resumed:
+            config = self.lib.configuration(self.args, is_client=True)
+
+            def on_ticket(ticket) -> None:
+                tickets.append(ticket)
+                arrived.set()
+
+            kwargs["session_ticket_handler"] = on_ticket
+
+        async def next_ticket() -> None:
+            await asyncio.wait_for(arrived.wait(), self.args.timeout)
+            arrived.clear()
+            config.session_ticket = tickets[-1]
+            if hasattr(config, "invalidate"):  # pyquic caches its TLS configuration
+                config.invalidate()
+
+        def connect():
+            return self.lib.aio.connect(self.args.host, self.args.port, configuration=config,
+                                        create_protocol=client_protocol(self.lib), **kwargs)
+
+        async with connect() as proto:
             server0 = await self.server_cpu(proto, self.args.timeout)
+            if resumed:
+                await next_ticket()
         # "seconds" is the handshake time only (connect until the handshake
         # completed), not the closing period each connection then waits out.
-        seconds, c0 = 0.0, cpu_seconds()
+        seconds, c0, resumptions = 0.0, cpu_seconds(), 0
         for _ in range(count):
             t0 = time.perf_counter()
-            async with self.connect():
+            async with connect() as proto:
                 seconds += time.perf_counter() - t0
+                if resumed:
+                    resumptions += bool(getattr(proto, "session_resumed", False))
+                    await next_ticket()
         cpu = cpu_seconds() - c0
-        async with self.connect() as proto:
+        async with connect() as proto:
             server = await self.server_cpu(proto, self.args.timeout) - server0
-        return {"ok": True, "count": count, "seconds": seconds, "cpu": cpu,
-                "server_cpu_per_handshake": server / (count + 1)}
+        res = {"ok": True, "count": count, "seconds": seconds, "cpu": cpu,
+               "server_cpu_per_handshake": server / (count + 1)}
+        if resumed:
+            res["resumed"] = resumptions
+            res["ok"] = resumptions == count
+            if not res["ok"]:
+                res["error"] = f"{count - resumptions} of {count} handshakes did not resume"
+        return res
 
     @staticmethod
     async def server_cpu(proto, timeout: float) -> float:
