@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .buffer import encode_varint, varint_size
 from .frame_types import frame_name
@@ -261,7 +261,7 @@ class PacketBuilder(SentRecords):
             return None
         return self._finish_datagram(parts, now, pad=self.is_client and parts[0][0] == INITIAL)
 
-    def build_off_path(self, now: float, facts: SendFacts, items: list) -> list[tuple[bytes, int, object, object]]:
+    def build_off_path(self, now: float, facts: SendFacts, items: Sequence) -> list[tuple[bytes, int, object, object]]:
         """Datagrams for other paths than the one in use (paths.OffPath), as
         (datagram, size, addr, local): each one 1-RTT packet of its frames
         (PATH_CHALLENGE, PATH_RESPONSE) to the peer's next connection ID

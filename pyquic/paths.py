@@ -35,7 +35,7 @@
 # parsed frames.  Randomness comes in; no clock is read here.
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Sequence
 
 from .frame_types import PROBING_FRAME_TYPES
 from .frames import PathChallenge, PathResponse
@@ -135,13 +135,15 @@ class PathValidator:
         self.validated: list = []  # proven addresses, oldest first
         self.fallback: Any = None  # last proven address before the probed one
         self.probing: Any = None  # the address under validation
-        self._sent: list[bytes] = []  # challenge data outstanding on the probed path
+        # Containers stay the shared empty tuple until a path is probed: an
+        # idle connection keeps none of its own.
+        self._sent: Sequence[bytes] = ()  # challenge data outstanding on the probed path
         self.resend_at: Optional[float] = None
         self.deadline: Optional[float] = None
-        self.frames: list = []  # PATH_CHALLENGE frames waiting to be sent
+        self.frames: Sequence = ()  # PATH_CHALLENGE frames waiting to be sent
         self.elsewhere = False  # the probed address is not the path in use: its challenges go as OffPath
-        self.off_path: list[OffPath] = []  # datagrams for other paths, waiting to be sent
-        self._asked_elsewhere: dict[bytes, Any] = {}  # our challenges sent with those responses -> address
+        self.off_path: Sequence[OffPath] = ()  # datagrams for other paths, waiting to be sent
+        self._asked_elsewhere: Optional[dict[bytes, Any]] = None  # our challenges sent with those responses -> address
         # (How many migrations, validations and failures: the connection's stats.)
 
     # -- addresses ---------------------------------------------------------------
@@ -208,7 +210,7 @@ class PathValidator:
         self._sent.append(data)
         del self._sent[:-MAX_OUTSTANDING_CHALLENGES]
         if self.elsewhere:
-            self.off_path.append(OffPath((PathChallenge(data),), self.probing, None, True))
+            self.off_path = [*self.off_path, OffPath((PathChallenge(data),), self.probing, None, True)]
         else:
             self.frames = [PathChallenge(data)]
         self.resend_at = now + pto
@@ -221,20 +223,21 @@ class PathValidator:
         if self._follows_peer:
             data = self._entropy(CHALLENGE_LENGTH)
             asked = self._asked_elsewhere
+            if asked is None:
+                asked = self._asked_elsewhere = {}
             asked[data] = addr
             while len(asked) > MAX_OUTSTANDING_CHALLENGES:
                 del asked[next(iter(asked))]
             frames = (frame, PathChallenge(data))
-        self.off_path.append(OffPath(frames, addr, local, pad))
-        del self.off_path[:-limit]
+        self.off_path = [*self.off_path, OffPath(frames, addr, local, pad)][-limit:]
 
-    def take_off_path(self) -> list[OffPath]:
-        items, self.off_path = self.off_path, []
+    def take_off_path(self) -> Sequence[OffPath]:
+        items, self.off_path = self.off_path, ()
         return items
 
     def on_response(self, data: bytes) -> Any:
         """A PATH_RESPONSE: the address it proves, or None (not ours, or late)."""
-        elsewhere = self._asked_elsewhere.pop(data, None)
+        elsewhere = self._asked_elsewhere.pop(data, None) if self._asked_elsewhere else None
         if elsewhere is not None:
             self.mark_validated(elsewhere)
             return elsewhere
@@ -249,12 +252,12 @@ class PathValidator:
         """No validation outstanding (proven, given up, or back on a proven address)."""
         self.probing = None
         self.elsewhere = False
-        self._sent = []
+        self._sent = ()
         self.resend_at = self.deadline = None
-        self.frames = []
+        self.frames = ()
 
-    def take_frames(self) -> list:
-        frames, self.frames = self.frames, []
+    def take_frames(self) -> Sequence:
+        frames, self.frames = self.frames, ()
         return frames
 
     # -- timers -----------------------------------------------------------------------
