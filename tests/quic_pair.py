@@ -275,6 +275,14 @@ class Pair:
         events = self.client_events if who == "client" else self.server_events
         return b"".join(e.data for e in events if isinstance(e, StreamDataReceived) and e.stream_id == stream_id)
 
+    def upload(self, data: bytes) -> bytes:
+        """`data` on a new client stream, ended; the link driven until quiet;
+        what the server received on that stream."""
+        sid = self.client.get_next_available_stream_id()
+        self.client.send_stream_data(sid, data, end_stream=True)
+        self.drive()
+        return self.received("server", sid)
+
     def events_of(self, who: str, kind: type) -> list:
         events = self.client_events if who == "client" else self.server_events
         return [e for e in events if isinstance(e, kind)]

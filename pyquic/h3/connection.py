@@ -46,6 +46,9 @@ from .qpack import (
     validate_trailers,
 )
 
+# DATA frames up to this size go to QUIC in one write with their frame header.
+_JOIN_DATA_MAX = 4096
+
 E = H3ErrorCode
 MAX_CONTROL_FRAME_SIZE = 16 * 1024
 MAX_BLOCKED_BUFFER = 256 * 1024
@@ -675,9 +678,12 @@ class H3Connection:
         if st is None or st.send_state != _SEND_DATA:
             raise H3UsageError(f"stream {stream_id}: DATA needs HEADERS first and an open stream")
         try:
-            if data:
-                self._quic.send_stream_data(stream_id, f.encode_frame_header(f.DATA, len(data)))
-            self._quic.send_stream_data(stream_id, data, end_stream)
+            if data and len(data) <= _JOIN_DATA_MAX:  # one write: the copy costs less than a second call
+                self._quic.send_stream_data(stream_id, f.encode_frame_header(f.DATA, len(data)) + data, end_stream)
+            else:
+                if data:
+                    self._quic.send_stream_data(stream_id, f.encode_frame_header(f.DATA, len(data)))
+                self._quic.send_stream_data(stream_id, data, end_stream)
         except UsageError as exc:
             raise H3UsageError(str(exc)) from None
         if end_stream:
