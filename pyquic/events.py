@@ -174,6 +174,11 @@ class EventQueue:
         if at == len(items):
             items.clear()
             at = 0
+        elif at >= 64 and 2 * at >= len(items):
+            # A reader that never quite catches up: drop what it has read
+            # (amortised: at least as many events were read as are left).
+            del items[:at]
+            at = 0
         self._at = at
         return event
 

@@ -87,6 +87,13 @@ def test_event_queue_reads_in_order_merges_one_streams_data_and_empties():
     for i in range(3):
         q.append(StreamDataReceived(stream_id=4 * i, data=bytes([i]), end_stream=False))
     assert [q.pop().stream_id for _ in range(3)] == [0, 4, 8]
+    # A reader that takes one event for every one that arrives, never
+    # catching up: what it has read is not kept.
+    q.append(StreamDataReceived(stream_id=0, data=b"x", end_stream=True))
+    for i in range(10_000):
+        q.append(StreamDataReceived(stream_id=4 * (i + 1), data=b"x", end_stream=True))
+        assert q.pop().stream_id == 4 * i
+    assert len(q._items) < 200
 
 
 @pytest.mark.skipif(crypto.backend.__name__.endswith("_crypto_py"), reason="the C extension is not built")
