@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 import tls
 
 from .errors import UsageError
+from .transport_params import QuicTransportParameters
 from .versions import QUIC_V1, QUIC_V2, VERSIONS
 
 SMALLEST_MAX_DATAGRAM_SIZE = 1200  # RFC 9000 §14: the minimum every path carries
@@ -285,8 +286,6 @@ class QuicConfiguration:
         configuration's values and the connection's IDs; the server-only
         ones (original and Retry IDs, reset token, preferred address) only
         from a server."""
-        from .transport_params import QuicTransportParameters
-
         server = not is_client
         return QuicTransportParameters(
             original_destination_connection_id=original_dcid if server else None,

@@ -358,7 +358,8 @@ class QuicConnection:
         return self._configuration.transport_parameters(
             is_client=self.is_client, source_cid=self._local_cids.host_cid,
             version_information=self._versions.local_information(), original_dcid=self._original_dcid,
-            retry_scid=self._retry_source_cid, reset_token=self._local_cids.announced_token,
+            retry_scid=self._retry_source_cid,
+            reset_token=None if self.is_client else self._local_cids.announced_token,  # an HMAC: servers only
             preferred_address=self._preferred_offer,
         )
 

@@ -36,10 +36,6 @@ class _Spans(list):
 
     __slots__ = ()
 
-    @property
-    def flat(self) -> list[int]:
-        return self
-
     def add(self, start: int, stop: int) -> None:
         if stop <= start:
             return

@@ -771,14 +771,17 @@ class StreamManager:
         if recv is not None:
             recv.release()  # terminal, so nothing should be held; but never leak budget
         del self.streams[stream_id]
-        last = not self.streams
-        for pending in (
-            self.streams, self._send_queue, self._pending_resets, self._pending_stops, self._credit_updates,
-            self._blocked_streams,
-        ):
+        pendings = (
+            self._send_queue, self._pending_resets, self._pending_stops, self._credit_updates, self._blocked_streams
+        )
+        for pending in pendings:
             pending.pop(stream_id, None)
-            if last and not pending:
-                pending.clear()  # an emptied dict keeps its table until cleared: idle connections shrink
+        if not self.streams:
+            # The last stream gone: an emptied dict keeps its table until
+            # cleared, and an idle connection should not.
+            for table in (self.streams, *pendings):
+                if not table:
+                    table.clear()
         if not self._is_local(stream_id):
             # RFC 9000 §4.6: credit for a new peer stream once one is closed.
             self.peer_streams[(stream_id >> 1) & 1].on_closed()

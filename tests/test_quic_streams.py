@@ -359,7 +359,7 @@ def test_spans_match_a_set_model(ops):
         else:
             spans.subtract(start, start + length)
             model.difference_update(range(start, start + length))
-        flat = spans.flat
+        flat = list(spans)  # the spans are the flat list itself
         assert all(flat[k] < flat[k + 1] for k in range(len(flat) - 1))  # sorted, disjoint, not touching
         assert {i for a, b in zip(flat[0::2], flat[1::2]) for i in range(a, b)} == model
 

@@ -678,11 +678,11 @@ class H3Connection:
         if st is None or st.send_state != _SEND_DATA:
             raise H3UsageError(f"stream {stream_id}: DATA needs HEADERS first and an open stream")
         try:
-            if data and len(data) <= _JOIN_DATA_MAX:  # one write: the copy costs less than a second call
-                self._quic.send_stream_data(stream_id, f.encode_frame_header(f.DATA, len(data)) + data, end_stream)
+            header = f.encode_frame_header(f.DATA, len(data)) if data else b""
+            if len(data) <= _JOIN_DATA_MAX:  # one write: the copy costs less than a second call
+                self._quic.send_stream_data(stream_id, header + data, end_stream)
             else:
-                if data:
-                    self._quic.send_stream_data(stream_id, f.encode_frame_header(f.DATA, len(data)))
+                self._quic.send_stream_data(stream_id, header)
                 self._quic.send_stream_data(stream_id, data, end_stream)
         except UsageError as exc:
             raise H3UsageError(str(exc)) from None
