@@ -441,10 +441,13 @@ class Connection:
             await self.protocol.wait_connected()
 
     async def key_update(self) -> None:
-        """--key-update: RFC 9001 §6 allows it once the handshake is
-        confirmed (HANDSHAKE_DONE received): ping until it is."""
+        """--key-update: RFC 9001 §6.1 allows it once the handshake is
+        confirmed (HANDSHAKE_DONE received) and a packet sent with the
+        current keys is acknowledged: ping (an acknowledged PING is such a
+        packet) until both hold."""
         quic = self.protocol.quic
         async with asyncio.timeout(self.args.timeout):
+            await self.protocol.ping()
             while not quic.handshake_confirmed:
                 await self.protocol.ping()
         before = quic.key_phase
