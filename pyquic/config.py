@@ -26,6 +26,7 @@ from .transport_params import QuicTransportParameters
 from .versions import QUIC_V1, QUIC_V2, VERSIONS
 
 SMALLEST_MAX_DATAGRAM_SIZE = 1200  # RFC 9000 §14: the minimum every path carries
+MAX_UDP_PAYLOAD_SIZE = 65527  # RFC 9000 §18.2: the largest max_udp_payload_size
 
 
 @dataclass
@@ -75,6 +76,11 @@ class QuicConfiguration:
     max_datagram_frame_size: Optional[int] = None  # RFC 9221: None = DATAGRAM frames not accepted
     max_datagram_size: int = SMALLEST_MAX_DATAGRAM_SIZE  # UDP payload we build (path MTU minus headers)
     max_udp_payload_size: int = 65527  # what we accept (transport parameter)
+    # Path MTU discovery (RFC 9000 §14.3, RFC 8899): once the handshake is
+    # confirmed, probe for datagrams up to this size, and fall back to
+    # max_datagram_size on a black hole; 0 = no probing.  1452 fits a
+    # 1500-byte MTU under IPv6 or IPv4 headers; raise it for jumbo frames.
+    max_probe_datagram_size: int = 1452
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025  # seconds
     connection_id_length: int = 8  # 4..20, or 0: zero-length IDs (a server then routes by address; no migration)
@@ -137,6 +143,10 @@ class QuicConfiguration:
             raise UsageError("supported_versions is empty")
         if self.max_datagram_size < SMALLEST_MAX_DATAGRAM_SIZE:
             raise UsageError("max_datagram_size below 1200")
+        if self.max_probe_datagram_size and not (
+            SMALLEST_MAX_DATAGRAM_SIZE <= self.max_probe_datagram_size <= MAX_UDP_PAYLOAD_SIZE
+        ):  # (at or below max_datagram_size: nothing to search for, no probing)
+            raise UsageError("max_probe_datagram_size must be 0, or 1200..65527")
         if not (4 <= self.connection_id_length <= 20 or self.connection_id_length == 0):
             # Zero-length IDs (RFC 9000 §5.1): a client's socket tells its
             # connection; a server's endpoint routes by address (no migration).

@@ -65,7 +65,9 @@ from .packet import (
     check_reserved_bits,
     split_datagram,
 )
-from .packet_builder import GSO_MAX_SEGMENTS, MIN_INITIAL_DATAGRAM, PacketBuilder, SendFacts, merge_batches
+from .batches import GSO_MAX_SEGMENTS, merge_batches, split_batches
+from .packet_builder import MIN_INITIAL_DATAGRAM, PacketBuilder, SendFacts
+from .pmtud import PathMtu
 from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathInUse, PathValidator, ValidationOutcome
 from .preferred_address import PREFERRED_CID_SEQUENCE
@@ -121,7 +123,7 @@ class QuicConnection:
         "_alpn", "_builder", "_cid_length", "_client_params", "_configuration", "_datagrams_queued",
         "_ecn_in", "_end", "_entropy", "_events", "_first_initial", "_handshake_complete",
         "_handshake_confirmed", "_initial_dcid", "_initial_keys_cid", "_last_peer_dcid", "_liveness",
-        "_local_cids", "_loss", "_max_ack_ranges", "_mds", "_one_rtt", "_original_dcid",
+        "_local_cids", "_loss", "_max_ack_ranges", "_one_rtt", "_original_dcid",
         "_original_initial_recv", "_pacing_at", "_path", "_paths", "_peer_ack_delay_exponent", "_peer_cids",
         "_peer_initial_scid", "_peer_max_datagram_frame_size", "_peer_params", "_pending_1rtt",
         "_preferred", "_preferred_offer", "_qlog", "_received_valid", "_retry_received",
@@ -197,7 +199,6 @@ class QuicConnection:
         self._peer_params: Optional[QuicTransportParameters] = None
         self._peer_ack_delay_exponent = 3
         self._peer_max_datagram_frame_size = 0
-        self._mds = config.max_datagram_size
         self._alpn: Optional[str] = None
         self._handshake_complete = False
         self._handshake_confirmed = False
@@ -271,6 +272,11 @@ class QuicConnection:
         return self._stats
 
     @property
+    def path_mtu(self) -> PathMtu:
+        """The datagram size in use and path MTU discovery's counts (pmtud.PathMtu)."""
+        return self._loss.pmtu
+
+    @property
     def handshake_complete(self) -> bool:
         return self._handshake_complete
 
@@ -340,7 +346,7 @@ class QuicConnection:
         loss = LossRecovery(
             is_client=self.is_client,
             congestion_control=config.congestion_control_algorithm,
-            max_datagram_size=self._mds,
+            max_datagram_size=config.max_datagram_size, max_probe_datagram_size=config.max_probe_datagram_size,
             initial_rtt=config.initial_rtt, hystart=config.hystart, undo_spurious=config.undo_spurious_loss,
         )
         # At high rates let a pacing wake-up send up to 1 ms worth, at most one GSO write.
@@ -444,7 +450,7 @@ class QuicConnection:
         if not self._peer_cids.change():
             raise UsageError("no spare connection ID of the server's to migrate with")
         self._stats.path_migrations += 1
-        self._loss.reset_path()
+        self._loss.reset_path(now)
         self._paths.start(self._path.addr, None, now, self._loss.probe_timeout())
         self._builder.request_ack_eliciting()
 
@@ -466,7 +472,7 @@ class QuicConnection:
         limit = self._peer_max_datagram_frame_size
         if self._peer_params is None or not limit:
             raise UsageError("the peer does not accept DATAGRAM frames")
-        if Datagram(data).size > limit or len(data) + 9 > self._mds - 64:
+        if Datagram(data).size > limit or len(data) + 9 > self._loss.pmtu.base - 64:
             raise UsageError("datagram frame too large")  # RFC 9221 §3: type and length count
         if not self._builder.queue_datagram(bytes(data), self._configuration.max_datagrams_pending):
             raise UsageError("too many datagram frames queued")
@@ -511,13 +517,7 @@ class QuicConnection:
     # sending
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Datagrams to send now, as (data, addr) pairs."""
-        out = []
-        for buffer, segment, addr in self.datagram_batches_to_send(now):
-            if len(buffer) <= segment:
-                out.append((buffer, addr))
-            else:
-                out += [(buffer[i : i + segment], addr) for i in range(0, len(buffer), segment)]
-        return out
+        return split_batches(self.datagram_batches_to_send(now))
 
     def datagram_batches_to_send(self, now: float) -> list[tuple[bytes, int, Any]]:
         """Datagrams as GSO batches: (buffer, segment_size, addr); each buffer
@@ -583,13 +583,14 @@ class QuicConnection:
     def _send_facts(self) -> SendFacts:
         path = self._path
         return SendFacts(
-            self._one_rtt, self._versions.current, self._token, path.validated, path.budget, self._mds,
+            self._one_rtt, self._versions.current, self._token, path.validated, path.budget, self._loss.pmtu.size,
             self._closing, self._streams_ready, self._qlog, self.ecn_codepoint == ECN_ECT0,
         )
 
     def _can_send_eliciting(self, now: float) -> bool:
         loss = self._loss
-        if not loss.cc.can_send(self._mds):
+        mds = loss.pmtu.size
+        if not loss.cc.can_send(mds):
             return False
         if self._configuration.pacing:
             pacer = loss.pacer
@@ -597,7 +598,7 @@ class QuicConnection:
             if rate is not None and pacer.next_send_time(now) > now:
                 # Wake up when a batch's worth (up to 1 ms of sending, at most
                 # the bucket) is there, not for every single packet.
-                quantum = min(pacer.capacity, max(self._mds, rate * PACING_QUANTUM))
+                quantum = min(pacer.capacity, max(mds, rate * PACING_QUANTUM))
                 self._pacing_at = pacer.next_send_time(now, quantum)
                 return False
         return True
@@ -1040,7 +1041,7 @@ class QuicConnection:
             if addr == self._preferred and (self._peer_cids.use(PREFERRED_CID_SEQUENCE) or self._peer_cids.change()):
                 self._preferred = None  # RFC 9000 §9.6.1: proven; move there, with its connection ID (§9.5)
                 self._stats.path_migrations += 1
-                self._loss.reset_path()  # another server address: a new path (§9.4)
+                self._loss.reset_path(now)  # another server address: a new path (§9.4)
                 self._path.switch(addr, True, self._path.local)
                 if self._path.new_address == addr:
                     self._path.new_address = None  # the rest of this datagram came on the path in use
@@ -1240,7 +1241,7 @@ class QuicConnection:
         self._loss.max_ack_delay = params.max_ack_delay / 1000
         if params.max_idle_timeout:
             self._liveness.on_peer_idle_timeout(params.max_idle_timeout / 1000)
-        self._mds = min(self._mds, params.max_udp_payload_size)
+        self._loss.pmtu.limit(params.max_udp_payload_size)
         self._local_cids.limit = min(params.active_connection_id_limit, self._configuration.active_connection_id_limit)
         if self._stats.zero_rtt_rejected:
             self._streams.replace_peer_limits(params)  # not the ticket's limits any more
@@ -1264,7 +1265,7 @@ class QuicConnection:
     def _confirm_handshake(self, now: float) -> None:
         self._handshake_confirmed = True
         self._zero_rtt.on_handshake_confirmed(now, self._loss)
-        self._loss.on_handshake_confirmed()
+        self._loss.on_handshake_confirmed(now)
         # RFC 9001 §4.9.2: Handshake keys go at confirmation.
         if not self._spaces[HANDSHAKE].discarded:
             self._discard_space(HANDSHAKE, now)

@@ -31,6 +31,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from .batches import GSO_MAX_BYTES, GSO_MAX_SEGMENTS
 from .buffer import encode_varint, varint_size
 from .frame_types import frame_name
 from .frames import (
@@ -65,9 +66,6 @@ MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
 PAD_TO_FULL_SLACK = 32
 # STREAM frames fetched at once for the packets of a burst.
 PREFETCH_PACKETS = 16
-# UDP GSO: at most 64 segments and 64 KiB per send.
-GSO_MAX_SEGMENTS = 64
-GSO_MAX_BYTES = 65000
 _HANDSHAKE_DONE = (K_HANDSHAKE_DONE,)
 _pack_off4_len2 = struct.Struct(">IH").pack
 
@@ -206,10 +204,22 @@ class PacketBuilder(SentRecords):
                 self._collect_control(now)
                 if self.ctrl:
                     self._build_short(now, out)
+            pmtu = self.loss.pmtu
+            if pmtu.probe_due(now) and f.validated and self.loss.cc.can_send(pmtu.probe_size):
+                out.append(self._build_pmtu_probe(now, pmtu))
         elif self._zero_rtt_open():
             self._build_zero_rtt(now, out)
         self.f = None  # type: ignore[assignment]  # the facts are this build's only
         return out
+
+    def _build_pmtu_probe(self, now: float, pmtu) -> tuple[bytes, int]:
+        """A PMTU probe (RFC 9000 §14.4): a PING padded to the size tried, a
+        datagram of its own (pmtud.PathMtu learns its fate from recovery)."""
+        pmtu.on_probe_sent(self.spaces[APPLICATION].next_pn)
+        self.stats.frames_sent["ping"] = self.stats.frames_sent.get("ping", 0) + 1
+        datagram = self._finish_datagram([[APPLICATION, bytearray(b"\x01"), [(K_PING, None)], True]], now, True,
+                                         pad_to=pmtu.probe_size)
+        return datagram, len(datagram)
 
     def _zero_rtt_open(self) -> bool:
         """A client may still send 0-RTT packets (keys, no 1-RTT keys yet)."""
@@ -374,9 +384,11 @@ class PacketBuilder(SentRecords):
         pad = has_initial and (self.is_client or parts[0][3])
         return self._finish_datagram(parts, now, pad)
 
-    def _finish_datagram(self, parts: list, now: float, pad: bool, dcid: Optional[bytes] = None) -> bytes:
-        """Headers, padding, protection and records for the packets of one
-        datagram (to `dcid`, or the peer's connection ID in use)."""
+    def _finish_datagram(self, parts: list, now: float, pad: bool, dcid: Optional[bytes] = None,
+                         pad_to: int = MIN_INITIAL_DATAGRAM) -> bytes:
+        """Headers, padding (`pad`: to `pad_to` bytes), protection and records
+        for the packets of one datagram (to `dcid`, or the peer's connection
+        ID in use)."""
         f = self.f
         loss = self.loss
         version = f.version
@@ -402,9 +414,9 @@ class PacketBuilder(SentRecords):
             plans.append([sid, payload, records, eliciting, pn, pn_len])
             total += header_len + len(payload) + TAG
         padded = False
-        if pad and total < MIN_INITIAL_DATAGRAM:
+        if pad and total < pad_to:
             # RFC 9000 §14.1: PADDING frames in the last packet fill the datagram.
-            plans[-1][1] += bytes(MIN_INITIAL_DATAGRAM - total)
+            plans[-1][1] += bytes(pad_to - total)
             padded = True
         chunks = []
         sent_handshake = False
@@ -779,26 +791,4 @@ def _short_header(dcid: bytes, pn: int, pn_len: int, key_phase: int) -> bytes:
     )
 
 
-def merge_batches(batches: list) -> list:
-    """Join consecutive batches that one GSO write can carry: a batch whose
-    datagrams are all full (its length a multiple of its segment size)
-    followed by one of the same segment size, or by a single datagram no
-    larger.  A handshake flight (e.g. 1200 + 1200 + 189 bytes, built one
-    coalesced datagram per batch) then leaves in one send call instead of
-    one per datagram; the datagrams on the wire are the same."""
-    out = [batches[0]]
-    for buffer, segment in batches[1:]:
-        prev, prev_segment = out[-1]
-        if (
-            len(prev) % prev_segment == 0
-            and (segment == prev_segment or len(buffer) <= min(segment, prev_segment))
-            and len(prev) // prev_segment + -(-len(buffer) // prev_segment) <= GSO_MAX_SEGMENTS
-            and len(prev) + len(buffer) <= GSO_MAX_BYTES
-        ):
-            out[-1] = (prev + buffer, prev_segment)
-        else:
-            out.append((buffer, segment))
-    return out
-
-
-__all__ = ["PacketBuilder", "SendFacts", "encode_varint", "merge_batches"]
+__all__ = ["PacketBuilder", "SendFacts", "encode_varint"]

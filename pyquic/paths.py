@@ -180,7 +180,7 @@ class PathValidator:
         if current_validated:
             self.mark_validated(current)
         if not same_host(addr, current):
-            loss.reset_path()  # §9.4: a new host is a new path for congestion and RTT
+            loss.reset_path(now)  # §9.4: a new host is a new path for congestion and RTT
         if self.is_validated(addr):
             self.stop()  # back on a proven address
             return Migration(addr, dcid_changed, True)

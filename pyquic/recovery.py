@@ -3,7 +3,10 @@
 # detection by packet and time threshold (§6.1); the probe timeout with its
 # backoff and the anti-deadlock rule (§6.2); discarding a space (§6.4);
 # persistent congestion (§7.6); ECN validation (RFC 9000 §13.4.2); and it
-# drives the congestion controller (pyquic.congestion) and the pacer.
+# drives the congestion controller (pyquic.congestion), the pacer and path
+# MTU discovery (pyquic.pmtud: a lost PMTU probe is no congestion signal,
+# RFC 9000 §14.4; two PTOs in a row or persistent congestion above the base
+# size are a black hole, RFC 8899 §4.3).
 #
 # Recovery never looks inside a packet.  The connection fills
 # SentPacket.frames with whatever it needs to retransmit or to learn what was
@@ -27,6 +30,7 @@ from .congestion.base import K_GRANULARITY
 from .errors import TransportError, UsageError
 from .frame_types import FrameType
 from .pacing import Pacer
+from .pmtud import PathMtu
 
 # RFC 9002 §6.1.1 / §6.1.2 / §A.2 constants.
 K_PACKET_THRESHOLD = 3
@@ -48,6 +52,9 @@ DEFAULT_MAX_ACK_DELAY = 0.025
 # this many outstanding, needs_ack_eliciting() asks for a PING (RFC 9000
 # §13.2.4 suggests one per round trip at most).
 ACK_ONLY_ELICIT_THRESHOLD = 20
+# Consecutive PTOs (no acknowledgment in between) after which datagrams
+# larger than the base size are taken to be black-holed (RFC 8899 §4.3).
+BLACK_HOLE_PTOS = 2
 
 
 class PacketNumberSpace(IntEnum):
@@ -230,6 +237,7 @@ class LossRecovery:
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         hystart: bool = True,
         undo_spurious: bool = True,
+        max_probe_datagram_size: int = 0,
     ) -> None:
         self.is_client = is_client
         if isinstance(congestion_control, str):
@@ -238,6 +246,9 @@ class LossRecovery:
             self.cc = congestion_control
         self.cc.use_hystart = hystart
         self.pacer = Pacer(max_datagram_size=max_datagram_size)
+        # Path MTU discovery up to max_probe_datagram_size (0: none).
+        self.pmtu = PathMtu(max_datagram_size, max_probe_datagram_size, max_probe_datagram_size > 0,
+                            self._set_datagram_size)
         self.rtt = RttEstimator(initial_rtt)
         self.max_ack_delay = max_ack_delay
         self.handshake_confirmed = False
@@ -262,13 +273,22 @@ class LossRecovery:
         # None until the first packet is sent.
         self._timer_anchor: float | None = None
 
-    def reset_path(self) -> None:
+    def reset_path(self, now: float) -> None:
         """RFC 9000 §9.4: the peer moved to a new address (not only a new
         port): congestion control and the RTT estimate start over; packets
         already in flight stay counted until acknowledged or lost.  The
-        pacer follows at the next ACK, which recomputes its rate."""
+        pacer follows at the next ACK, which recomputes its rate.  The
+        path MTU starts from the base size again (§14.3)."""
+        self.pmtu.restart(now)
         self.cc.reset()
         self.rtt = RttEstimator(self.rtt.initial_rtt)
+
+    def _set_datagram_size(self, size: int) -> None:
+        """Path MTU discovery settled on a new datagram size."""
+        self.cc.max_datagram_size = size
+        pacer = self.pacer
+        pacer.max_datagram_size = size
+        pacer.capacity = max(pacer.capacity, float(pacer.burst_packets * size))
 
     # -- state the connection reads ------------------------------------------
 
@@ -322,10 +342,12 @@ class LossRecovery:
 
     # -- events ----------------------------------------------------------------
 
-    def on_handshake_confirmed(self) -> None:
-        """RFC 9001 §4.1.2.  Application PTOs start; ack delays get capped."""
+    def on_handshake_confirmed(self, now: float) -> None:
+        """RFC 9001 §4.1.2.  Application PTOs start; ack delays get capped;
+        the path MTU search begins (RFC 9000 §14.3)."""
         self.handshake_confirmed = True
         self.peer_completed_address_validation = True
+        self.pmtu.start(now)
 
     def on_packet_sent(self, packet: SentPacket) -> None:
         """RFC 9002 §A.5.  Every packet sent is recorded, ACK-only ones too
@@ -413,6 +435,11 @@ class LossRecovery:
             rtt_sampled = True
 
         ecn_congestion = self._process_ecn(state, newly_acked, ecn_counts, now)
+        probe_pn = self.pmtu.probe_pn
+        if probe_pn >= 0 and space == PacketNumberSpace.APPLICATION and any(
+            p.packet_number == probe_pn for p in newly_acked
+        ):
+            self.pmtu.on_probe_acked(now)
 
         lost = self._detect_lost(state, now)
         persistent = self._on_lost(lost, now)
@@ -461,6 +488,8 @@ class LossRecovery:
         assert space is not None
         # §6.2.1: each expiry doubles the next PTO.
         self.pto_count += 1
+        if self.pto_count >= BLACK_HOLE_PTOS:
+            self.pmtu.on_black_hole(now)  # the probes this PTO sends are of the base size
         return ProbeNeeded(space, 1 if anti_deadlock else PTO_PROBE_PACKETS, anti_deadlock)
 
     def discard_space(self, space: PacketNumberSpace, now: float | None = None) -> list[SentPacket]:
@@ -575,6 +604,15 @@ class LossRecovery:
         establishes persistent congestion (and the window collapsed)."""
         if not lost:
             return False
+        probe_pn = self.pmtu.probe_pn
+        if probe_pn >= 0:
+            probes = [p for p in lost if p.packet_number == probe_pn and p.space == PacketNumberSpace.APPLICATION]
+            if probes:  # RFC 9000 §14.4: a lost PMTU probe says nothing about congestion
+                self.pmtu.on_probe_lost(now)
+                self.cc.on_packets_discarded(probes)
+                lost = [p for p in lost if p is not probes[0]]
+                if not lost:
+                    return False
         self._note_suspects(lost)
         if not self.ecn_failed and not self.ecn_marked_acked:
             # RFC 9000 §13.4.2.1: marked packets that all vanish suggest a path
@@ -586,6 +624,8 @@ class LossRecovery:
         if self._in_persistent_congestion(lost):
             self._suspects = None  # a collapse is not undone
             self.cc.on_persistent_congestion(now)
+            if any(p.size > self.pmtu.base for p in lost):
+                self.pmtu.on_black_hole(now)
             return True
         return False
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = ROOT / "tests" / "peers" / "raw_peer.py"
@@ -53,9 +53,10 @@ class PeerProcess:
     """One raw_peer.py process; its stdout JSON lines are collected as they come."""
 
     def __init__(self, args: list[str], env: Optional[dict] = None, name: str = "peer",
-                 cpu: Optional[int] = None, script: Path = PEER_SCRIPT) -> None:
+                 cpu: Optional[int] = None, script: Path = PEER_SCRIPT, prefix: Sequence[str] = ()) -> None:
         self.name = name
-        self.args = [PYTHON, str(script), *args]
+        # `prefix` runs it through another command (e.g. `ip netns exec NS`, which execs it)
+        self.args = [*prefix, PYTHON, str(script), *args]
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -192,12 +193,13 @@ def start_server(
     env: Optional[dict] = None,
     cpu: Optional[int] = None,
     extra_args: tuple = (),
+    prefix: Sequence[str] = (),
 ) -> PeerServer:
     """A raw_peer server; returns once it printed its port (or fails loudly)."""
     args = ["--impl", impl, "--role", "server", "--host", host, "--port", "0",
             "--cert", str(files["server_chain"]), "--key", str(files["server_key"]),
             *_common_args(idle_timeout, max_data, max_stream_data, cipher_suites), *extra_args]
-    server = PeerProcess(args, env=env, name=f"{impl} server", cpu=cpu)
+    server = PeerProcess(args, env=env, name=f"{impl} server", cpu=cpu, prefix=prefix)
     server.__class__ = PeerServer
     try:
         line = server.wait_for(lambda l: l.get("event") == "listening", START_TIMEOUT, "the server to listen")
@@ -223,11 +225,12 @@ def start_client(
     env: Optional[dict] = None,
     extra_args: tuple = (),
     cpu: Optional[int] = None,
+    prefix: Sequence[str] = (),
 ) -> PeerProcess:
     args = ["--impl", impl, "--role", "client", "--host", host, "--port", str(port),
             "--ca", str(files["ca"]), "--ops", json.dumps(ops), "--timeout", str(op_timeout),
             *_common_args(idle_timeout, max_data, max_stream_data, cipher_suites), *extra_args]
-    return PeerProcess(args, env=env, name=f"{impl} client", cpu=cpu)
+    return PeerProcess(args, env=env, name=f"{impl} client", cpu=cpu, prefix=prefix)
 
 
 def run_client(impl: str, port: int, files: dict[str, Path], ops: list[dict], *, timeout: float = 90.0,

@@ -309,7 +309,7 @@ def test_recovery_feeds_the_pacer():
     from pyquic.recovery import LossRecovery, PacketNumberSpace, SentPacket
 
     rec = LossRecovery(is_client=False)
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     rec.on_packet_sent(SentPacket(PacketNumberSpace.APPLICATION, 0, 0.0, MDS))
     rec.on_ack_received(PacketNumberSpace.APPLICATION, [(0, 1)], 0.0, 0.05)
     assert rec.pacer.rate == pytest.approx(PACING_GAIN * rec.congestion_window / 0.05)

@@ -91,7 +91,7 @@ def test_marked_packets_that_all_vanish_stop_the_marking():
     # RFC 9000 §13.4.2.1: ten ECT(0) packets lost before any is acknowledged
     # look like a path that drops marked packets.
     loss = LossRecovery(is_client=True)
-    loss.on_handshake_confirmed()
+    loss.on_handshake_confirmed(0.0)
     for pn in range(13):
         loss.on_packet_sent(SentPacket(APP, pn, 0.0, 1200, ecn=pn < 10))
     outcome = loss.on_ack_received(APP, [(10, 13)], 0.0, 0.1)  # the unmarked ones, no ECN counts

@@ -56,7 +56,7 @@ def test_too_few_samples_decide_nothing():
 def test_cubic_leaves_slow_start_without_a_loss():
     cc = CubicController(max_datagram_size=MDS)
     rec = LossRecovery(is_client=False, congestion_control=cc)
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     pn, now, rtt = 0, 0.0, 0.050
     while cc.in_slow_start and pn < 20_000:
         window = cc.congestion_window // MDS
@@ -78,7 +78,7 @@ def test_cubic_leaves_slow_start_without_a_loss():
 
 def reordered(undo: bool = True) -> tuple[LossRecovery, float, float]:
     rec = LossRecovery(is_client=False, congestion_control="cubic", undo_spurious=undo)
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     for pn in range(40):
         send(rec, APP, pn, 0.01 * pn)
     rec.on_ack_received(APP, [(0, 20)], 0.0, 0.5)
@@ -111,7 +111,7 @@ def test_no_undo_while_one_of_them_is_still_missing_or_when_turned_off():
 def test_persistent_congestion_as_in_the_rfc_example():
     # smoothed_rtt 1, rttvar 0, max_ack_delay 0: the duration is 3 s (and 3 ms).
     rec = LossRecovery(is_client=False, max_ack_delay=0.0)
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     send(rec, APP, 1, 0.0)
     send(rec, APP, 2, 1.0)
     rec.on_ack_received(APP, [(1, 2)], 0.0, 1.2)  # the first RTT sample

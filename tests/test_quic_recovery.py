@@ -52,7 +52,7 @@ def pns(records):
 
 def confirmed_server(**kw):
     rec = LossRecovery(is_client=False, **kw)
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     return rec
 
 
@@ -294,7 +294,7 @@ def test_no_application_pto_before_handshake_confirmed():
     assert action.space == HANDSHAKE
     rec.discard_space(HANDSHAKE, now=2.0)
     assert rec.get_loss_detection_timer() is None
-    rec.on_handshake_confirmed()
+    rec.on_handshake_confirmed(0.0)
     assert rec.get_loss_detection_timer() == pytest.approx(0.0 + 0.999 + 0.025)
 
 
@@ -552,7 +552,7 @@ def test_random_acks_losses_and_timeouts_keep_books(ops, cc, is_client):
             if space != APP:
                 settle(rec.discard_space(space, now))
         elif kind == "confirm":
-            rec.on_handshake_confirmed()
+            rec.on_handshake_confirmed(0.0)
 
         in_flight = sum(p.size for p in outstanding.values() if p.in_flight)
         assert rec.bytes_in_flight == in_flight >= 0

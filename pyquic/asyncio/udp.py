@@ -65,6 +65,14 @@ IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
 IPV6_RECVTCLASS = getattr(socket, "IPV6_RECVTCLASS", 66)
 IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 _IPPROTO_IP = socket.IPPROTO_IP
+# RFC 9000 §14: no IP fragmentation, DF set.  The PROBE mode sets DF and
+# leaves out the kernel's path MTU cache: a datagram too large for the path
+# is lost (or refused with EMSGSIZE by the interface), which is what the
+# path MTU search (pyquic/pmtud.py) needs to see.
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)
+IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+IPV6_PMTUDISC_PROBE = getattr(socket, "IPV6_PMTUDISC_PROBE", 3)
 _IPPROTO_IPV6 = socket.IPPROTO_IPV6
 _IP_TOS = socket.IP_TOS
 # A plain int: `flags & socket.MSG_TRUNC` would go through IntFlag.__rand__
@@ -171,9 +179,28 @@ def ecn_cmsg(family: int, addr: Address, ecn: int) -> tuple:
     return (_IPPROTO_IP, _IP_TOS, ecn.to_bytes(4, _NATIVE))
 
 
+def set_dont_fragment(sock: socket.socket) -> bool:
+    """DF on, no local fragmentation (see IP_PMTUDISC_PROBE above); on an
+    IPv6 socket for its IPv4-mapped peers too.  False where the system refuses."""
+    done = False
+    if sock.family == socket.AF_INET6:
+        try:
+            sock.setsockopt(_IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE)
+            done = True
+        except OSError:
+            pass
+    try:
+        sock.setsockopt(_IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+        done = True
+    except OSError:
+        pass
+    return done
+
+
 def create_socket(host: str, port: int, *, family: int = 0, reuse_port: bool = False) -> socket.socket:
-    """A bound non-blocking UDP socket.  ``family`` 0 picks it from ``host``;
-    AF_INET6 bound to '::' is dual-stack (IPv4 peers appear as ::ffff:a.b.c.d)."""
+    """A bound non-blocking UDP socket that never fragments (set_dont_fragment).
+    ``family`` 0 picks it from ``host``; AF_INET6 bound to '::' is dual-stack
+    (IPv4 peers appear as ::ffff:a.b.c.d)."""
     if not family:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -183,6 +210,7 @@ def create_socket(host: str, port: int, *, family: int = 0, reuse_port: bool = F
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port, 0, 0) if family == socket.AF_INET6 else (host, port))
+        set_dont_fragment(sock)
         sock.setblocking(False)
     except BaseException:
         sock.close()
