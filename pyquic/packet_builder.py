@@ -197,6 +197,9 @@ class PacketBuilder(SentRecords):
                 break
             out.append((datagram, len(datagram)))
         if f.one_rtt is not None and not f.closing:
+            pmtu = self.loss.pmtu  # a probe due goes first: after a bulk burst the window has no room
+            if pmtu.probe_due(now) and f.validated and self.loss.cc.can_send(pmtu.probe_size):
+                out.append(self._build_pmtu_probe(now, pmtu))
             self._build_short(now, out)
             # Stopping for flow control may have made *_BLOCKED due (RFC 9000
             # §4.1): send it in this round, not after the peer's next packet.
@@ -204,9 +207,6 @@ class PacketBuilder(SentRecords):
                 self._collect_control(now)
                 if self.ctrl:
                     self._build_short(now, out)
-            pmtu = self.loss.pmtu
-            if pmtu.probe_due(now) and f.validated and self.loss.cc.can_send(pmtu.probe_size):
-                out.append(self._build_pmtu_probe(now, pmtu))
         elif self._zero_rtt_open():
             self._build_zero_rtt(now, out)
         self.f = None  # type: ignore[assignment]  # the facts are this build's only

@@ -65,6 +65,8 @@ async def test_our_client_against_their_server(impl, files, site):
                 assert hashlib.sha256(response.content).hexdigest() == site["sha256"][name], name
             missing = await asyncio.wait_for(client.get("/missing.bin"), TIMEOUT)
             assert missing.status == 404
+            # Path MTU discovery: their stack took our 1452-byte probe and datagrams (RFC 9000 §14.3).
+            assert client.protocol.quic.path_mtu.size == 1452
             if impl != "ngtcp2":  # gtlsserver serves files only
                 async def body():
                     for chunk in chunks(BIG):
@@ -89,6 +91,7 @@ class OurSite:
     def __init__(self, root: Path) -> None:
         self.files = FileServer(root, quiet=True)
         self.requests: list[tuple[str, str, int]] = []
+        self.path_mtus: list[tuple[str, int]] = []  # (path, the connection's datagram size when it was served)
 
     async def __call__(self, request: H3Request) -> None:
         if request.method == "POST" and request.path == "/echo":
@@ -101,6 +104,7 @@ class OurSite:
         else:
             await self.files.handle_h3(request)
         self.requests.append((request.method, request.path, request.status))
+        self.path_mtus.append((request.path, request._proto.quic.path_mtu.size))
 
 
 @pytest.fixture
@@ -133,6 +137,8 @@ async def test_their_client_against_our_server(impl, files, site, our_server, tm
                                       tmp_path / "post", files, method="POST", body_size=300_000, timeout=TIMEOUT)
     assert echo["ok"] and echo["sha256"] == sha256_of(300_000), echo
     assert echo["trailers"] == {"x-sha256": sha256_of(300_000)}, echo
+    big = [size for path, size in our_server.app.path_mtus if path == "/big.bin"]
+    assert big == [1452], big  # their client took our PMTU probe, and big.bin went in 1452-byte datagrams
     served = {(m, p, s) for m, p, s in our_server.app.requests}
     assert {("GET", "/big.bin", 200), ("GET", "/missing.bin", 404), ("POST", "/echo", 200)} <= served
 

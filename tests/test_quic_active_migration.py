@@ -43,11 +43,11 @@ def test_the_client_moves_with_a_new_connection_id_and_both_sides_validate():
     client.send_stream_data(sid, BODY, end_stream=True)
     assert pair.drive_until(lambda: len(pair.received("server", sid)) > len(BODY) // 4, duration=30)
     old_cid, cwnd = client.peer_cid, client.loss.congestion_window
-    assert cwnd > initial_window(client._mds)
+    assert cwnd > initial_window(client.path_mtu.base)
     pair.client_addr = NEW_ADDR  # the new socket
     client.change_path(pair.now)
     assert client.peer_cid != old_cid  # §9.5: never the old ID on a new path
-    assert client.loss.congestion_window == initial_window(client._mds)  # §9.4: afresh
+    assert client.loss.congestion_window == initial_window(client.path_mtu.base)  # §9.4: afresh (§14.3: from 1200)
     assert pair.drive_until(lambda: pair.received("server", sid) == BODY, duration=60)
     pair.drive()
     assert [e.addr for e in pair.client_events if isinstance(e, events.PathValidated)] == [client.peer_address]

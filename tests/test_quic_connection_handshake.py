@@ -17,6 +17,14 @@ from pyquic.versions import QUIC_V1, QUIC_V2
 from tests.quic_pair import SERVER_ADDR, Pair, client_configuration, endpoint_pair, seeded_entropy, server_configuration
 
 RTT = 0.1
+# These tests pin the handshake's packets and timers to the millisecond.  PMTU
+# probes (sent once the handshake is confirmed) add packets, acknowledgments
+# and timers of their own, so they are off here; tests/test_quic_pmtud.py has them.
+NO_PROBES = dict(max_probe_datagram_size=0)
+
+
+def quiet_pair(**kw) -> Pair:
+    return Pair(client_configuration(**NO_PROBES), server_configuration(**NO_PROBES), rtt=RTT, **kw)
 
 
 def kinds(evs, skip=(events.ConnectionIdIssued,)):
@@ -43,7 +51,7 @@ def t(x):
 
 
 def test_handshake_events_and_timers_without_loss():
-    pair = Pair(rtt=RTT)
+    pair = quiet_pair()
     pair.connect()
     pair.flush()
     # RFC 9002 §6.2.2: before an RTT sample the PTO is 333 ms + 4 * 333/2 ms.
@@ -128,7 +136,7 @@ LOSS_CASES = {
 @pytest.mark.parametrize("case", list(LOSS_CASES))
 def test_handshake_with_one_flight_lost(case):
     link, lost, (who, retransmit_at), completed = LOSS_CASES[case]
-    pair = Pair(rtt=RTT)
+    pair = quiet_pair()
     getattr(pair, link).drop_nth = set(lost)
     pair.connect()
     assert pair.drive_until(
@@ -153,7 +161,7 @@ def test_handshake_with_one_flight_lost(case):
 
 
 def test_handshake_done_loss_is_repaired_by_the_pto():
-    pair = Pair(rtt=RTT)
+    pair = quiet_pair()
     pair.server_to_client.drop_nth = {3}
     pair.connect()
     pair.drive_until(lambda: pair.client.handshake_confirmed, duration=5)
@@ -243,7 +251,8 @@ def test_unexpected_retry_source_connection_id_is_a_transport_parameter_error():
 
 
 def test_idle_timeout_uses_the_smaller_advertised_value():
-    pair = Pair(client_config=client_configuration(idle_timeout=5.0), server_config=server_configuration(idle_timeout=2.0))
+    pair = Pair(client_config=client_configuration(idle_timeout=5.0, **NO_PROBES),
+                server_config=server_configuration(idle_timeout=2.0, **NO_PROBES))
     pair.handshake()
     pair.drive(duration=30, quiet_gap=100)
     terminated = event_times(pair, events.ConnectionTerminated)

@@ -327,8 +327,8 @@ def test_cubic_transfer():
 
 
 def test_gso_batches_are_uniform():
-    pair = Pair(client_config=client_configuration(max_datagram_size=1400),
-                server_config=server_configuration(max_datagram_size=1400))
+    pair = Pair(client_config=client_configuration(max_datagram_size=1400, max_probe_datagram_size=0),
+                server_config=server_configuration(max_datagram_size=1400, max_probe_datagram_size=0))
     pair.handshake()
     pair.drive()
     sid = pair.client.get_next_available_stream_id()

@@ -144,6 +144,9 @@ async def _ours_to_a_peer(host: str, port: int, files) -> tuple:
     async with connect(host, port, configuration=client_config(files)) as proto:
         assert await asyncio.wait_for(request_text(proto, "sink", 2_000_000), TIMEOUT) == "%d %s" % expect(2_000_000)
         mtu = proto.quic.path_mtu
+        async with asyncio.timeout(TIMEOUT):
+            while mtu.probe_size:  # still searching: pings bring the acknowledgments that settle each probe
+                await proto.ping()
         return mtu.size, mtu.probes_lost
 
 
