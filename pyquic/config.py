@@ -75,7 +75,7 @@ class QuicConfiguration:
     max_streams_uni: int = 128
     max_datagram_frame_size: Optional[int] = None  # RFC 9221: None = DATAGRAM frames not accepted
     max_datagram_size: int = SMALLEST_MAX_DATAGRAM_SIZE  # UDP payload we build (path MTU minus headers)
-    max_udp_payload_size: int = 65527  # what we accept (transport parameter)
+    max_udp_payload_size: int = MAX_UDP_PAYLOAD_SIZE  # what we accept (transport parameter)
     # Path MTU discovery (RFC 9000 §14.3, RFC 8899): once the handshake is
     # confirmed, probe for datagrams up to this size, and fall back to
     # max_datagram_size on a black hole; 0 = no probing.  1452 fits a

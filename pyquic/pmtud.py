@@ -20,7 +20,7 @@
 # stopped below the ceiling (checked when the connection next sends).
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 MAX_PROBES = 3  # RFC 8899 §5.1.2: lost probes of one size before it counts as failed
 SEARCH_GRANULARITY = 16  # stop when the gap between acknowledged and failed is this small
@@ -33,25 +33,27 @@ class PathMtu:
 
     `base` is where every path starts and where a black hole sends us back
     (at least 1200, RFC 9000 §14); `ceiling` the largest size searched for,
-    lowered by the peer's max_udp_payload_size (`limit`).  With
-    `enabled=False` the size stays `min(base, limit)` and no probe is sent.
+    lowered by the peer's max_udp_payload_size (`limit`).  A ceiling at or
+    below the base means no search: the size stays `min(base, limit)` and no
+    probe is sent.
     """
 
     __slots__ = (
         "base", "ceiling", "enabled", "size", "probe_pn", "probe_size", "_failed", "_attempts",
-        "_next_at", "_on_size", "probes_sent", "probes_lost", "black_holes",
+        "_next_at", "_started", "_on_size", "probes_sent", "probes_lost", "black_holes",
     )
 
-    def __init__(self, base: int, ceiling: int, enabled: bool, on_size: Callable[[int], None]) -> None:
+    def __init__(self, base: int, ceiling: int, on_size: Callable[[int], None]) -> None:
         self.base = base
         self.ceiling = max(base, ceiling)
-        self.enabled = enabled and self.ceiling > base
+        self.enabled = self.ceiling > base
         self.size = base
         self.probe_pn = -1  # the outstanding probe's packet number (Application space), or -1
         self.probe_size = 0  # the size the next (or outstanding) probe tries
         self._failed = self.ceiling + 1  # the smallest size known not to pass
         self._attempts = 0  # probes of probe_size lost so far
         self._next_at = _NEVER  # when a probe may go: never before the handshake is confirmed
+        self._started = False  # the handshake is confirmed: searching is allowed
         self._on_size = on_size
         self.probes_sent = 0
         self.probes_lost = 0
@@ -73,6 +75,7 @@ class PathMtu:
 
     def start(self, now: float) -> None:
         """The handshake is confirmed: search from now on (RFC 9000 §14.3)."""
+        self._started = True
         if self.enabled and self.probe_pn < 0:
             self._next_candidate(now)
 
@@ -82,7 +85,7 @@ class PathMtu:
         self._failed = self.ceiling + 1
         if self.size != self.base:
             self._set(self.base)
-        if self.enabled and (self._next_at != _NEVER or self.probes_sent):
+        if self.enabled and self._started:
             self._next_candidate(now)
 
     # -- the builder -------------------------------------------------------------
@@ -106,7 +109,6 @@ class PathMtu:
     def on_probe_acked(self, now: float) -> None:
         """The path carried a probe_size datagram."""
         self.probe_pn = -1
-        self._attempts = 0
         if self.probe_size > self.size:
             self._set(self.probe_size)
         self._next_candidate(now)
@@ -117,7 +119,6 @@ class PathMtu:
         self._attempts += 1
         if self._attempts >= MAX_PROBES:
             self._failed = self.probe_size
-            self._attempts = 0
             self._next_candidate(now)
         else:
             self._next_at = now  # the same size again
@@ -131,7 +132,6 @@ class PathMtu:
         self.black_holes += 1
         self._failed = self.size
         self.probe_pn = -1
-        self._attempts = 0
         self._set(self.base)
         self._next_candidate(now)
         return True
@@ -148,7 +148,7 @@ class PathMtu:
             candidate = 0
         if candidate <= low:
             candidate = 0
-        self._attempts = 0 if candidate != self.probe_size else self._attempts
+        self._attempts = 0
         self.probe_size = candidate
         if candidate:
             self._next_at = now
@@ -162,9 +162,4 @@ class PathMtu:
         self._on_size(size)
 
 
-def disabled(size: int) -> PathMtu:
-    """A PathMtu that never probes (for a recovery built outside a connection)."""
-    return PathMtu(size, size, False, lambda _size: None)
-
-
-__all__ = ["MAX_PROBES", "PMTU_RAISE_TIMER", "SEARCH_GRANULARITY", "PathMtu", "disabled"]
+__all__ = ["MAX_PROBES", "PMTU_RAISE_TIMER", "SEARCH_GRANULARITY", "PathMtu"]

@@ -247,8 +247,7 @@ class LossRecovery:
         self.cc.use_hystart = hystart
         self.pacer = Pacer(max_datagram_size=max_datagram_size)
         # Path MTU discovery up to max_probe_datagram_size (0: none).
-        self.pmtu = PathMtu(max_datagram_size, max_probe_datagram_size, max_probe_datagram_size > 0,
-                            self._set_datagram_size)
+        self.pmtu = PathMtu(max_datagram_size, max_probe_datagram_size, self._set_datagram_size)
         self.rtt = RttEstimator(initial_rtt)
         self.max_ack_delay = max_ack_delay
         self.handshake_confirmed = False
@@ -435,10 +434,8 @@ class LossRecovery:
             rtt_sampled = True
 
         ecn_congestion = self._process_ecn(state, newly_acked, ecn_counts, now)
-        probe_pn = self.pmtu.probe_pn
-        if probe_pn >= 0 and space == PacketNumberSpace.APPLICATION and any(
-            p.packet_number == probe_pn for p in newly_acked
-        ):
+        probe_pn = self.pmtu.probe_pn  # outstanding, so acknowledged now if in a range
+        if probe_pn >= 0 and space == PacketNumberSpace.APPLICATION and any(a <= probe_pn < b for a, b in spans):
             self.pmtu.on_probe_acked(now)
 
         lost = self._detect_lost(state, now)
@@ -606,11 +603,12 @@ class LossRecovery:
             return False
         probe_pn = self.pmtu.probe_pn
         if probe_pn >= 0:
-            probes = [p for p in lost if p.packet_number == probe_pn and p.space == PacketNumberSpace.APPLICATION]
-            if probes:  # RFC 9000 §14.4: a lost PMTU probe says nothing about congestion
+            probe = next((p for p in lost if p.packet_number == probe_pn and p.space == PacketNumberSpace.APPLICATION),
+                         None)
+            if probe is not None:  # RFC 9000 §14.4: a lost PMTU probe says nothing about congestion
                 self.pmtu.on_probe_lost(now)
-                self.cc.on_packets_discarded(probes)
-                lost = [p for p in lost if p is not probes[0]]
+                self.cc.on_packets_discarded([probe])
+                lost = [p for p in lost if p is not probe]
                 if not lost:
                     return False
         self._note_suspects(lost)

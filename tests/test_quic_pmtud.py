@@ -38,7 +38,7 @@ def sizes_sent(pair: Pair, who: str) -> list[int]:
 
 def test_the_ceiling_first_and_one_probe_when_the_path_carries_it():
     sizes = []
-    mtu = PathMtu(1200, 1452, True, sizes.append)
+    mtu = PathMtu(1200, 1452, sizes.append)
     assert not mtu.probe_due(0.0)  # nothing before the handshake is confirmed
     mtu.start(0.0)
     assert mtu.probe_due(0.0) and mtu.probe_size == 1452
@@ -49,7 +49,7 @@ def test_the_ceiling_first_and_one_probe_when_the_path_carries_it():
 
 @pytest.mark.parametrize("path_limit", [1200, 1201, 1250, 1280, 1299, 1350, 1400, 1451])
 def test_the_search_settles_within_the_granularity_below_what_the_path_carries(path_limit):
-    mtu = PathMtu(1200, 1452, True, lambda size: None)
+    mtu = PathMtu(1200, 1452, lambda size: None)
     mtu.start(0.0)
     drive_search(mtu, path_limit)
     assert path_limit - SEARCH_GRANULARITY <= mtu.size <= path_limit
@@ -59,7 +59,7 @@ def test_the_search_settles_within_the_granularity_below_what_the_path_carries(p
 
 
 def test_the_raise_timer_searches_above_a_settled_size_again():
-    mtu = PathMtu(1200, 1452, True, lambda size: None)
+    mtu = PathMtu(1200, 1452, lambda size: None)
     mtu.start(0.0)
     now = drive_search(mtu, 1300)
     settled = mtu.size
@@ -71,7 +71,7 @@ def test_the_raise_timer_searches_above_a_settled_size_again():
 
 def test_a_black_hole_falls_back_to_the_base_and_searches_below_what_failed():
     sizes = []
-    mtu = PathMtu(1200, 1452, True, sizes.append)
+    mtu = PathMtu(1200, 1452, sizes.append)
     mtu.start(0.0)
     drive_search(mtu, 1500)
     assert mtu.on_black_hole(1.0)
@@ -79,19 +79,19 @@ def test_a_black_hole_falls_back_to_the_base_and_searches_below_what_failed():
     assert mtu.probe_due(1.0) and 1200 < mtu.probe_size < 1452
     drive_search(mtu, 1280, 1.0)
     assert 1280 - SEARCH_GRANULARITY <= mtu.size <= 1280
-    assert not PathMtu(1200, 1452, True, sizes.append).on_black_hole(0.0)  # at the base: nothing to do
+    assert not PathMtu(1200, 1452, sizes.append).on_black_hole(0.0)  # at the base: nothing to do
 
 
 def test_the_peers_limit_caps_the_search_and_can_end_it():
-    mtu = PathMtu(1200, 1452, True, lambda size: None)
+    mtu = PathMtu(1200, 1452, lambda size: None)
     mtu.limit(1350)
     mtu.start(0.0)
     assert mtu.probe_size == 1350
-    mtu = PathMtu(1200, 1452, True, lambda size: None)
+    mtu = PathMtu(1200, 1452, lambda size: None)
     mtu.limit(1200)
     mtu.start(0.0)
     assert not mtu.enabled and not mtu.probe_due(0.0)
-    off = PathMtu(1200, 1452, False, lambda size: None)
+    off = PathMtu(1200, 0, lambda size: None)
     off.start(0.0)
     assert not off.probe_due(0.0) and off.size == 1200
 
