@@ -98,6 +98,7 @@ class Workers:
         """SIGTERM; each worker's endpoint counters from its last line."""
         self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=30)
+        self.stderr = err
         out = {}
         for index, counts in re.findall(r"worker (\d+): stopped; endpoint: (.*)", err):
             out[int(index)] = dict((name, int(n)) for name, n in re.findall(r"(\w+) (\d+)", counts))
@@ -130,7 +131,7 @@ async def test_our_clients_against_two_workers(files, site):
         assert seen == {0, 1}
     finally:
         stats = workers.stop()
-    assert set(stats) == {0, 1}
+    assert set(stats) == {0, 1}, workers.stderr  # each worker stopped and said so
     for index, counts in stats.items():
         assert counts.get("stateless_reset", 0) == 0 and counts.get("datagrams_dropped", 0) == 0, (index, counts)
 
@@ -148,7 +149,7 @@ async def test_their_clients_against_two_workers(files, site, tmp_path, impl, ex
                 assert r["ok"] and r["sha256"] == site["sha256"][r["url"].rsplit("/", 1)[1]], r
     finally:
         stats = workers.stop()
-    assert set(stats) == {0, 1}
+    assert set(stats) == {0, 1}, workers.stderr  # each worker stopped and said so
     for index, counts in stats.items():
         assert counts.get("stateless_reset", 0) == 0 and counts.get("datagrams_dropped", 0) == 0, (index, counts)
 

@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote
@@ -379,6 +380,8 @@ def run_workers(args: argparse.Namespace, config: QuicConfiguration) -> int:
             code = 1
             try:
                 code = asyncio.run(serve_files(args, config))
+            except BaseException:
+                traceback.print_exc()  # os._exit below would swallow it: a worker that dies says why
             finally:
                 os._exit(code)
         children.append(pid)
