@@ -1,8 +1,9 @@
-# Builds the one C extension, pyquic._crypto, against OpenSSL's libcrypto (3.0+).
-# Metadata lives in pyproject.toml; this file only describes the extension and
+# Builds the C extensions: pyquic._crypto against OpenSSL's libcrypto (3.0+),
+# and pyquic._frames (the common frames' parser; plain C).
+# Metadata lives in pyproject.toml; this file only describes the extensions and
 # turns a missing compiler or missing OpenSSL headers into an error that says
-# exactly what to install.  PYQUIC_NO_EXTENSION=1 skips the build: pyquic then
-# uses its pure-Python twin, pyquic._crypto_py.
+# exactly what to install.  PYQUIC_NO_EXTENSION=1 skips both: pyquic then
+# uses their pure-Python twins (pyquic._crypto_py, frames.parse_frames_py).
 import os
 import shutil
 import subprocess
@@ -78,6 +79,18 @@ if not os.environ.get("PYQUIC_NO_EXTENSION"):
             sources=["pyquic/_crypto.c", "pyquic/_crypto_core.c"],
             depends=["pyquic/_crypto_core.h"],
             libraries=["crypto"],
+            define_macros=[("Py_LIMITED_API", "0x030B0000")],
+            py_limited_api=True,
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+        )
+    )
+    # The receive path's frame parser for the common frames (pure-Python twin:
+    # pyquic.frames.parse_frames_py); no OpenSSL.
+    ext_modules.append(
+        Extension(
+            "pyquic._frames",
+            sources=["pyquic/_frames.c"],
             define_macros=[("Py_LIMITED_API", "0x030B0000")],
             py_limited_api=True,
             extra_compile_args=extra_compile_args,

@@ -55,7 +55,7 @@ from .frames import (
     Ping,
     RetireConnectionId,
     Stream,
-    parse_frames,
+    payload_parsers,
 )
 from .packet import (
     LONG_RESERVED_BITS,
@@ -123,7 +123,7 @@ class QuicConnection:
         "_alpn", "_builder", "_cid_length", "_client_params", "_configuration", "_datagrams_queued",
         "_ecn_in", "_end", "_entropy", "_events", "_first_initial", "_handshake_complete",
         "_handshake_confirmed", "_initial_dcid", "_initial_keys_cid", "_last_peer_dcid", "_liveness",
-        "_local_cids", "_loss", "_max_ack_ranges", "_one_rtt", "_original_dcid",
+        "_local_cids", "_loss", "_parsers", "_one_rtt", "_original_dcid",
         "_original_initial_recv", "_pacing_at", "_path", "_paths", "_peer_ack_delay_exponent", "_peer_cids",
         "_peer_initial_scid", "_peer_max_datagram_frame_size", "_peer_params", "_pending_1rtt",
         "_preferred", "_preferred_offer", "_qlog", "_received_valid", "_retry_received",
@@ -188,7 +188,7 @@ class QuicConnection:
         self._client_params: Optional[tuple] = None  # server: (bytes, parsed) of the client's transport parameters
         self._ecn_in = 0  # the ECN codepoint of the datagram being processed
         self._cid_length = config.connection_id_length
-        self._max_ack_ranges = config.max_ack_ranges_received
+        self._parsers = payload_parsers(self.is_client, config.max_ack_ranges_received)
         self._received_valid = False  # some packet from the peer opened
         self._path = PathInUse(self.is_client or retry_source_connection_id is not None or address_validated)
         self._last_peer_dcid = b""  # which of our connection IDs the peer's last packet used
@@ -943,7 +943,7 @@ class QuicConnection:
         first = plain[0]
         if first & (LONG_RESERVED_BITS if first & 0x80 else SHORT_RESERVED_BITS):
             check_reserved_bits(first)  # RFC 9000 §17.2, §17.3.1: PROTOCOL_VIOLATION
-        parsed = parse_frames(payload, ptype, from_server=self.is_client, max_ack_ranges=self._max_ack_ranges)
+        parsed = self._parsers[ptype](payload)
         # RFC 9000 §12.3: duplicates (after opening) are dropped; recording the
         # packet before its frames run changes nothing if they close the connection.
         if not space.ack.on_packet_received(pn, ack_eliciting=parsed.ack_eliciting, now=now, ecn=self._ecn_in):

@@ -8,13 +8,17 @@
 # of §19 that need no connection state are enforced here; the rest (stream
 # direction, flow control, CID limits) belongs to the connection.
 #
-# Speed: the receive path sees STREAM, ACK, CRYPTO and PADDING most, so
-# parse_frames decodes STREAM and PADDING inline, builds frames with
+# Speed: the receive path sees STREAM, ACK, CRYPTO and PADDING most.  A
+# payload made only of common frames is parsed in C (pyquic/_frames.c);
+# the pure-Python twin, parse_frames_py, takes the rest and decides every
+# error.  The twin decodes STREAM and PADDING inline, builds frames with
 # tuple.__new__ (no Python __init__), and skips a PADDING run in one C-level
 # step.  Frames compare equal only to frames of the same class.
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+import functools
+import os
+from typing import Callable, NamedTuple, Optional, Union
 
 from .buffer import BufferReadError, decode_varint, encode_varint, varint_size as _varint_size
 from .errors import TransportError, UsageError
@@ -672,7 +676,27 @@ def parse_frames(
     (RFC 9000 §12.4) and, if `from_server` is given, against the sender's role.
 
     A PADDING run is one Padding(length) frame.  Raises TransportError.
+    The C parser (pyquic._frames) takes the payloads made only of the common
+    frames; anything else, malformed input included, goes to the twin
+    below, which decides every error.
     """
+    if _c_parse is not None and type(payload) is bytes:
+        allowed = _ALLOWED_BYTES.get((packet_type, from_server))
+        if allowed is not None:
+            parsed = _c_parse(payload, allowed, max_ack_ranges)
+            if parsed is not None:
+                return parsed
+    return parse_frames_py(payload, packet_type, from_server=from_server, max_ack_ranges=max_ack_ranges)
+
+
+def parse_frames_py(
+    payload: bytes,
+    packet_type: PacketType,
+    *,
+    from_server: Optional[bool] = None,
+    max_ack_ranges: int = MAX_ACK_RANGES,
+) -> ParsedPayload:
+    """parse_frames in pure Python: every frame type, and every error."""
     data = payload if type(payload) is bytes else bytes(payload)
     end = len(data)
     if end == 0:
@@ -748,3 +772,40 @@ def parse_frames(
     except (BufferReadError, IndexError):
         raise _fee("truncated frame", t) from None
     return _tuple_new(ParsedPayload, (frames, ack_eliciting, in_flight))  # once per packet: skip NamedTuple.__new__
+
+
+# The C parser, unless PYQUIC_FRAMES=python or the extension was not built
+# (PYQUIC_NO_EXTENSION=1).  It builds the frames above through bind().
+_c_parse = None
+if os.environ.get("PYQUIC_FRAMES") != "python":
+    try:
+        from . import _frames as _cframes  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        _cframes.bind(Padding, Ack, Crypto, Stream, MaxData, MaxStreamData, MaxStreams, ParsedPayload,
+                      _PING, _HANDSHAKE_DONE)
+        _c_parse = _cframes.parse
+_ALLOWED_BYTES = {key: bytes(vector) for key, vector in _ALLOWED.items()}
+
+
+@functools.lru_cache(maxsize=16)  # one per (role, cap) a process uses: shared by its connections
+def payload_parsers(from_server: Optional[bool], max_ack_ranges: int = MAX_ACK_RANGES) -> tuple:
+    """parse_frames with its arguments bound, for the receive path: a tuple
+    indexed by PacketType value (None for the packet types without frames)
+    of `parse(payload) -> ParsedPayload`."""
+
+    def bound(packet_type: PacketType) -> Callable[[bytes], ParsedPayload]:
+        allowed = _ALLOWED_BYTES[packet_type, from_server]
+        c_parse = _c_parse
+
+        def parse(payload: bytes) -> ParsedPayload:
+            if c_parse is not None and type(payload) is bytes:
+                parsed = c_parse(payload, allowed, max_ack_ranges)
+                if parsed is not None:
+                    return parsed
+            return parse_frames_py(payload, packet_type, from_server=from_server, max_ack_ranges=max_ack_ranges)
+
+        return parse
+
+    return tuple(bound(pt) if pt in FRAME_CARRYING_PACKETS else None for pt in PacketType)

@@ -2,7 +2,7 @@
 # Set-up shared by scripts/demo.sh and scripts/test.sh, for a fresh machine:
 # Debian packages (when run as root with apt-get), a virtual environment in
 # .venv, and pyquic installed into it in editable mode with its test extra
-# (which builds the C extension pyquic._crypto).  Safe to run again.
+# (which builds the C extensions pyquic._crypto and pyquic._frames).  Safe to run again.
 # Source it: it leaves $PY pointing at the environment's python.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +42,10 @@ PY="$ROOT/.venv/bin/python"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 "$PY" -c 'import pyquic._crypto as c; assert c.IMPLEMENTATION == "c"' || {
     echo "setup: the C extension pyquic._crypto did not build" >&2
+    exit 1
+}
+"$PY" -c 'import pyquic._frames' || {
+    echo "setup: the C extension pyquic._frames did not build" >&2
     exit 1
 }
 export PY
