@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# fuzz/asan.sh: runs a fuzz target (normally fuzz_crypto.py) against an
-# AddressSanitizer build of pyquic._crypto.  Builds the extension the way
+# fuzz/asan.sh: runs a fuzz target (normally fuzz_crypto.py; also fuzz_frames.py) against an
+# AddressSanitizer build of pyquic._crypto and pyquic._frames.  Builds them the way
 # scripts/asan.sh does (PYQUIC_ASAN=1, into a temporary directory next to a
 # copy of the Python packages; the normal build is never touched), then runs
 #

@@ -1,4 +1,5 @@
-# Fuzz target: QUIC frame payloads (pyquic/frames.py: parse_frames, parse_frame).
+# Fuzz target: QUIC frame payloads (pyquic/frames.py: parse_frames, parse_frame,
+# and the C parser behind parse_frames, pyquic/_frames.c).
 #
 # Input: a decrypted packet payload.  It is parsed as the payload of every
 # frame-carrying packet type (Initial, 0-RTT, Handshake, 1-RTT), for an
@@ -8,7 +9,9 @@
 #   - a payload that parses re-encodes, frame by frame with the project's own
 #     encoders, to bytes that parse to the same frames (a PADDING run stays
 #     one frame, so runs are compared merged);
-#   - parse_frame, stepped through the payload, agrees with parse_frames.
+#   - parse_frame, stepped through the payload, agrees with parse_frames;
+#   - parse_frames (C for the common frames) and its pure-Python twin
+#     parse_frames_py give the same frames, flags and errors.
 import sys
 
 import atheris
@@ -18,7 +21,7 @@ import _common
 _common.preimport()
 with atheris.instrument_imports(include=_common.INSTRUMENT):
     from pyquic.errors import ErrorCode, TransportError
-    from pyquic.frames import Datagram, Padding, Stream, encode_frame, parse_frame, parse_frames
+    from pyquic.frames import Datagram, Padding, Stream, encode_frame, parse_frame, parse_frames, parse_frames_py
     from pyquic.packet import PacketType
 
 PACKET_TYPES = (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.ONE_RTT)
@@ -48,14 +51,23 @@ def _merged(frames: list) -> list:
     return out
 
 
+def _outcome(parse, data: bytes, packet_type: PacketType, from_server) -> tuple:
+    try:
+        parsed = parse(data, packet_type, from_server=from_server)
+    except TransportError as exc:
+        return None, (exc.code, exc.frame_type)
+    return parsed, repr(parsed)
+
+
 def TestOneInput(data: bytes) -> None:
     one_parse = None
     for packet_type in PACKET_TYPES:
         for from_server in ROLES:
-            try:
-                parsed = parse_frames(data, packet_type, from_server=from_server)
-            except TransportError as exc:
-                assert exc.code in CODES, exc
+            parsed, seen = _outcome(parse_frames, data, packet_type, from_server)
+            twin = _outcome(parse_frames_py, data, packet_type, from_server)[1]
+            assert seen == twin, (seen, twin)
+            if parsed is None:
+                assert seen[0] in CODES, seen
                 continue
             assert parsed.frames, "parse_frames returned no frames without raising"
             if one_parse is None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/asan.sh: runs the packet-protection tests against an AddressSanitizer
-# build of pyquic._crypto.  Owns only this check; it never touches the normal
+# scripts/asan.sh: runs the packet-protection and C frame-parser tests against
+# an AddressSanitizer build of pyquic._crypto and pyquic._frames.  Owns only this check; it never touches the normal
 # build (./build, the in-place .so): the extension is built with PYQUIC_ASAN=1
 # into a temporary directory, next to a copy of the Python packages, and the
 # tests run from there with that directory alone on PYTHONPATH.
@@ -39,5 +39,6 @@ EOF
 # --capture=sys: leave file descriptor 2 alone, or an ASan report (written to fd
 # 2 just before the process halts) would vanish into pytest's capture file.
 "$PYTHON" -m pytest -q -p no:cacheprovider --import-mode=importlib --capture=sys --rootdir "$REPO" \
-    "$REPO/tests/test_crypto_vectors.py" "$REPO/tests/test_crypto_properties.py" "$@"
+    "$REPO/tests/test_crypto_vectors.py" "$REPO/tests/test_crypto_properties.py" \
+    "$REPO/tests/test_quic_frames_c.py" "$@"
 echo "asan.sh: OK"

@@ -3,7 +3,7 @@
 # (scripts/asan.sh for the packet-protection tests, fuzz/asan.sh for the C
 # fuzz target).  Source it with REPO, PYTHON, TMP and ASAN_WHO (a name for
 # messages) set: it copies the Python packages into $TMP/lib, builds
-# pyquic._crypto there with PYQUIC_ASAN=1 (the normal build is never
+# pyquic._crypto and pyquic._frames there with PYQUIC_ASAN=1 (the normal build is never
 # touched), and exports the environment the run needs: gcc's libasan
 # preloaded, and PYTHONMALLOC=malloc so that every Python allocation (bytes
 # objects included) goes through malloc and ASan sees the bounds of the
@@ -25,7 +25,7 @@ for pkg in pyquic tls; do
         done
 done
 
-echo "$ASAN_WHO: building pyquic._crypto with -fsanitize=address into $TMP/lib"
+echo "$ASAN_WHO: building pyquic._crypto and pyquic._frames with -fsanitize=address into $TMP/lib"
 (cd "$REPO" && PYQUIC_ASAN=1 "$PYTHON" setup.py -q build_ext --force \
     --build-lib "$TMP/lib" --build-temp "$TMP/build") >"$TMP/build.log" 2>&1 || {
     cat "$TMP/build.log" >&2

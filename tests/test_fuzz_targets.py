@@ -1,8 +1,9 @@
 # The atheris fuzz targets in fuzz/ (see fuzz/README.md), run briefly: each
 # target fuzzes for a fixed number of runs, starting from its committed seed
 # corpus, and must exit 0 -- no parser raised anything but its documented
-# errors and no invariant the target checks failed.  The C packet-protection
-# target also runs against an AddressSanitizer build (fuzz/asan.sh).
+# errors and no invariant the target checks failed.  The targets of the C
+# code (packet protection, frames) also run against an AddressSanitizer
+# build (fuzz/asan.sh).
 # New inputs go to a temporary directory, never into the committed corpus.
 # atheris is in the `test` extra: without it these tests fail, they do not skip.
 from __future__ import annotations
@@ -54,7 +55,8 @@ def test_fuzz_target_runs_clean(name, tmp_path):
     _fuzz([sys.executable, str(FUZZ / f"fuzz_{name}.py")], tmp_path, FUZZ / "corpus" / name, timeout=90)
 
 
-def test_crypto_target_under_address_sanitizer(tmp_path):
-    command = ["bash", str(FUZZ / "asan.sh"), str(FUZZ / "fuzz_crypto.py")]
-    result = _fuzz(command, tmp_path, FUZZ / "corpus" / "crypto", timeout=240, PYQUIC_PYTHON=sys.executable)
+@pytest.mark.parametrize("name", ["crypto", "frames"])
+def test_c_target_under_address_sanitizer(name, tmp_path):
+    command = ["bash", str(FUZZ / "asan.sh"), str(FUZZ / f"fuzz_{name}.py")]
+    result = _fuzz(command, tmp_path, FUZZ / "corpus" / name, timeout=240, PYQUIC_PYTHON=sys.executable)
     assert "AddressSanitizer" not in result.stderr, result.stderr[-6000:]

@@ -5,9 +5,11 @@
 # C.  Checked over every frame sample, generated frames, mutations of both
 # (truncated, flipped, inserted bytes), random bytes, and every
 # (packet type, sender) legality table.
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,18 @@ from pyquic import frames as F
 from pyquic.buffer import encode_varint_sized
 from pyquic.errors import TransportError
 from pyquic.packet import PacketType
-from tests.test_quic_frames import SAMPLES
+
+
+def _samples() -> dict:
+    # test_quic_frames.py's one frame of every wire type, loaded by path: scripts/asan.sh
+    # runs this file with only the ASan build on sys.path (no `tests` package).
+    spec = importlib.util.spec_from_file_location("_frame_samples", Path(__file__).with_name("test_quic_frames.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SAMPLES
+
+
+SAMPLES = _samples()
 
 COMMON_TYPES = {0x00, 0x01, 0x02, 0x03, 0x06, *range(0x08, 0x10), 0x10, 0x11, 0x12, 0x13, 0x1E}
 VARINT_MAX = (1 << 62) - 1
@@ -67,6 +80,10 @@ def encode(frames, last_open: bool = False) -> bytes:
 def test_the_extension_is_built_and_used():
     # CI builds it (scripts/setup.sh checks); without it parse_frames is the twin alone.
     assert F._c_parse is not None
+    expected = os.environ.get("PYQUIC_EXPECT_CRYPTO_FROM")  # scripts/asan.sh: the ASan build, not the normal one
+    if expected:
+        module = importlib.import_module("pyquic._frames")
+        assert Path(module.__file__).resolve().is_relative_to(Path(expected).resolve()), module.__file__
     payload = encode([F.Stream(4, 0, b"data", True)])
     assert F.parse_frames(payload, PacketType.ONE_RTT, from_server=True) == F.parse_frames_py(
         payload, PacketType.ONE_RTT, from_server=True)
