@@ -15,15 +15,15 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MISSING_HELP = """
-pyquic: cannot build the C extension pyquic._crypto.
+pyquic: cannot build the C extensions pyquic._crypto and pyquic._frames.
 {what}
 On Debian or Ubuntu install what it needs with:
 
     apt-get install -y gcc libssl-dev
 
 (the Python headers come with your Python; for Debian's own python3 also
-install python3-dev). To install without the extension, using the pure-Python
-packet protection instead, set PYQUIC_NO_EXTENSION=1.
+install python3-dev). To install without the extensions, using the pure-Python
+packet protection and frame parser instead, set PYQUIC_NO_EXTENSION=1.
 """
 
 PROBE = r"""
