@@ -31,7 +31,7 @@ from .handshake import (
 )
 from .key_schedule import CIPHER_SUITES, KeySchedule, Transcript
 from .keyshare import check_client_shares, select_group, server_exchange
-from .messages import HRR_RANDOM, CertificateRequest, EncryptedExtensions, Finished, NewSessionTicket, ServerHello, truncated_client_hello
+from .messages import HRR_RANDOM, CertificateRequest, EncryptedExtensions, Finished, NewSessionTicket, ServerHello
 from .tickets import TicketState, client_identity_hash, ticket_age_ok
 
 AD = AlertDescription
@@ -75,6 +75,9 @@ class _ClientHelloView:
         self.psk_modes = X.parse_psk_key_exchange_modes(pm) if pm is not None else None
         psk = e.get(ET.PRE_SHARED_KEY)
         self.psk = X.parse_pre_shared_key_client(psk) if psk is not None else None
+        # What Truncate() removes for the binders (§4.2.11.2): pre_shared_key is
+        # the last extension (check_allowed above), so its binders end the message.
+        self.binders_length = X.binders_length(psk) if psk is not None else 0
         alpn = e.get(ET.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
         self.alpn = X.parse_alpn(alpn) if alpn is not None else None
         sni = e.get(ET.SERVER_NAME)
@@ -293,7 +296,7 @@ def respond(eng: Any, ch: Any, raw: bytes, view: _ClientHelloView, retry: _Retry
         transcript = Transcript(suite.hash_name)
     ks = KeySchedule(suite_code, chosen.psk if chosen is not None else None)
     if chosen is not None:
-        th = transcript.digest_with(truncated_client_hello(raw))
+        th = transcript.digest_with(raw[: len(raw) - view.binders_length])  # Truncate(ClientHello)
         binder = view.psk[1][chosen.index]
         # §4.2.11: the binder MUST validate (constant-time compare).
         if not ks.verify_binder(ks.binder_key(chosen.external), th, binder):
