@@ -294,11 +294,6 @@ class QuicConnection:
         return list(self._local_cids.by_cid)
 
     @property
-    def _closing(self) -> bool:
-        """Closing or draining (or gone): nothing but CONNECTION_CLOSE goes out."""
-        return self._state >= QuicConnectionState.CLOSING
-
-    @property
     def ecn_codepoint(self) -> int:
         """What the socket should mark the datagrams of datagrams_to_send() with:
         ECT(0) while ECN is on and the path has not failed validation (RFC 9000 §13.4.2)."""
@@ -584,7 +579,7 @@ class QuicConnection:
         path = self._path
         return SendFacts(
             self._one_rtt, self._versions.current, self._token, path.validated, path.budget, self._loss.pmtu.size,
-            self._closing, self._streams_ready, self._qlog, self.ecn_codepoint == ECN_ECT0,
+            self._state >= QuicConnectionState.CLOSING, self._streams_ready, self._qlog, self.ecn_codepoint == ECN_ECT0,
         )
 
     def _can_send_eliciting(self, now: float) -> bool:
@@ -633,7 +628,7 @@ class QuicConnection:
         if self._state < QuicConnectionState.DRAINING:
             self._ecn_in = ecn
             self._path.datagram_local = local
-            self._guarded_receive(data, addr, now)
+            self._guarded(self._receive_datagram, now, data, addr, now)
 
     def receive_first_initial(self, data: bytes, addr: Any, now: float, keys: tuple, opened: tuple,
                               ecn: int = 0, local: Any = None) -> None:
@@ -656,21 +651,64 @@ class QuicConnection:
             raise UsageError("segment_size must be positive")
         self._ecn_in = ecn  # one codepoint for the batch: GRO merges only equal ones
         self._path.datagram_local = local
-        for start in range(0, len(data), segment_size):
+        first = 0
+        if len(data) > segment_size and self._state is QuicConnectionState.CONNECTED:
+            first = self._receive_short_batch(data, segment_size, addr, now)
+        for start in range(first, len(data), segment_size):
             if self._state >= QuicConnectionState.DRAINING:
                 return
-            self._guarded_receive(data[start : start + segment_size], addr, now)
+            self._guarded(self._receive_datagram, now, data[start : start + segment_size], addr, now)
 
-    def _guarded_receive(self, data: bytes, addr: Any, now: float) -> None:
+    def _receive_short_batch(self, data: bytes, segment_size: int, addr: Any, now: float) -> int:
+        """The batch's leading run of 1-RTT packets that fill their datagrams,
+        to our connection IDs, opened in one call and then taken one by one as
+        _receive_short would (the usual batch in a bulk transfer).  Returns
+        where the datagram-by-datagram path goes on: the first packet that did
+        not open with the current key, or a state change, ends the run."""
+        kp = self._one_rtt
+        if kp is None or kp.recv is None:
+            return 0
+        pn_offset = 1 + self._cid_length
+        by_cid = self._local_cids.by_cid
+        end = resume = len(data)
+        segments = []
+        for start in range(0, end, segment_size):
+            if data[start] & 0xC0 != 0x40 or data[start + 1 : start + pn_offset] not in by_cid:
+                resume = start
+                break
+            segments.append((start, min(segment_size, end - start), pn_offset))
+        space, stats, path, index = self._spaces[APPLICATION], self._stats, self._path, 0
         try:
-            self._receive_datagram(data, addr, now)
-        except TransportError as exc:
-            self._close_locally(exc, now)
+            for index, opened in enumerate(kp.open_batch(data, segments, space.ack.largest_received)):
+                start, size, _ = segments[index]
+                if opened is None or self._state is not QuicConnectionState.CONNECTED:
+                    return start
+                stats.datagrams_received += 1
+                stats.bytes_received += size
+                path.on_datagram(addr, size)
+                plain, payload, pn = opened
+                kp.accept(plain, pn)
+                self._process_packet(space, PacketType.ONE_RTT, plain, payload, pn, data[start + 1 : start + pn_offset], now)
         except Exception as exc:
+            self._on_input_error(exc, now)
+            return segments[index][0] + segments[index][1]  # the rest: the closing connection's own path
+        return resume
+
+    def _guarded(self, step: Callable, now: float, *args: Any) -> None:
+        """One step of input (a datagram, a timer), through _on_input_error."""
+        try:
+            step(*args)
+        except Exception as exc:
+            self._on_input_error(exc, now)
+
+    def _on_input_error(self, exc: Exception, now: float) -> None:
+        """A TransportError closes the connection with that error, anything else (a bug) with INTERNAL_ERROR."""
+        if not isinstance(exc, TransportError):
             if RAISE_INTERNAL_ERRORS:
-                raise
-            logger.exception("internal error while receiving a datagram")
-            self._close_locally(TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}"), now)
+                raise exc
+            logger.error("internal error while processing input", exc_info=exc)
+            exc = TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}")
+        self._close_locally(exc, now)
 
     def _receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         stats = self._stats
@@ -719,33 +757,16 @@ class QuicConnection:
         return self._process_packet(self._spaces[APPLICATION], PacketType.ONE_RTT, *opened, dcid, now)
 
     def _open_one_rtt(self, data: Any, pn_offset: int, now: float) -> Optional[tuple]:
-        """Remove protection from a 1-RTT packet: with the current read key,
-        else the previous or next one its key phase bit asks for (RFC 9001
-        §6).  Returns (plain header, payload, packet number), or None when it
-        does not open (counted; too many is AEAD_LIMIT_EXCEEDED)."""
+        """(plain header, payload, packet number) of a 1-RTT packet (KeyPhases.open),
+        or None when it does not open (counted; too many is AEAD_LIMIT_EXCEEDED)."""
         kp = self._one_rtt
-        largest = self._spaces[APPLICATION].ack.largest_received
-        keys = kp.recv
-        try:
-            plain, payload, pn = keys.protection.unprotect(data, pn_offset, largest)
-        except CryptoError:
-            found = kp.keys_for(data, pn_offset, largest)
-            if found is None:
-                return self._decryption_failed(kp)
-            keys = found[0]
-            try:
-                plain, payload, pn = keys.protection.unprotect(data, pn_offset, largest)
-            except CryptoError:
-                return self._decryption_failed(kp)
-            # The previous key (a late packet) or the next one: the peer updated (RFC 9001 §6.2).
-            kp.on_opened(keys, pn, self._spaces[APPLICATION].next_pn, now + 3 * self._loss.probe_timeout())
-            return plain, payload, pn
-        if (plain[0] >> 2) & 1 != kp.recv_phase:
-            # RFC 9001 §6: the current key with the other phase bit.
-            raise TransportError.KEY_UPDATE_ERROR("packet opened with the current key has the other key phase")
-        first = kp.first_recv_pn
-        if first is None or pn < first:
-            kp.first_recv_pn = pn
+        space = self._spaces[APPLICATION]
+        opened = kp.open(data, pn_offset, space.ack.largest_received)
+        if opened is None:
+            return self._decryption_failed(kp)
+        plain, payload, pn, keys = opened
+        if keys is not kp.recv:  # the previous key (a late packet) or the next one: the peer updated (§6.2)
+            kp.on_opened(keys, pn, space.next_pn, now + 3 * self._loss.probe_timeout())
         return plain, payload, pn
 
     def _decryption_failed(self, kp: Optional[KeyPhases]) -> None:
@@ -753,11 +774,8 @@ class QuicConnection:
         integrity limit.  Returns None (nothing opened)."""
         self._stats.decryption_failures += 1
         self._stats.packets_dropped += 1
-        if kp is not None:
-            kp.failures += 1
-            if kp.integrity_exceeded():
-                # RFC 9001 §6.6: too many forgeries: stop using these keys.
-                raise TransportError.AEAD_LIMIT_EXCEEDED("integrity limit reached")
+        if kp is not None and kp.integrity_exceeded():  # KeyPhases.open counted the failure
+            raise TransportError.AEAD_LIMIT_EXCEEDED("integrity limit reached")  # RFC 9001 §6.6: too many forgeries
         return None
 
     def _receive_packet(self, header: PartialHeader, view: memoryview, now: float) -> bool:
@@ -1347,41 +1365,23 @@ class QuicConnection:
             return None
         if state >= QuicConnectionState.CLOSING:
             return self._end.deadline
-        timers = []
-        deadline = self._liveness.deadline(self._loss.probe_timeout(), self._handshake_confirmed)
-        if deadline is not None:
-            timers.append(deadline)
         blocked = self._path.blocked
-        loss_timer = self._loss.get_loss_detection_timer(amplification_blocked=blocked)
-        if loss_timer is not None:
-            timers.append(loss_timer)
-        if not blocked:
-            for space in self._spaces:
-                if not space.discarded and (space.send_keys is not None or space.id == APPLICATION):
-                    ack_timer = space.ack.get_ack_timer()
-                    if ack_timer is not None:
-                        timers.append(ack_timer)
         kp = self._one_rtt
-        if kp is not None and kp.prev_discard_at is not None:
-            timers.append(kp.prev_discard_at)
-        if self._pacing_at is not None:
-            timers.append(self._pacing_at)
-        path_timer = self._paths.timer
-        if path_timer is not None:
-            timers.append(path_timer)
-        return min(timers) if timers else None
+        timers = [
+            self._liveness.deadline(self._loss.probe_timeout(), self._handshake_confirmed),
+            self._loss.get_loss_detection_timer(amplification_blocked=blocked),
+            kp.prev_discard_at if kp is not None else None,
+            self._pacing_at,
+            self._paths.timer,
+        ]
+        if not blocked:
+            timers += [space.ack.get_ack_timer() for space in self._spaces
+                       if not space.discarded and (space.send_keys is not None or space.id == APPLICATION)]
+        return min((t for t in timers if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timer is due at `now`."""
-        try:
-            self._handle_timer(now)
-        except TransportError as exc:
-            self._close_locally(exc, now)
-        except Exception as exc:
-            if RAISE_INTERNAL_ERRORS:
-                raise
-            logger.exception("internal error in handle_timer")
-            self._close_locally(TransportError.INTERNAL_ERROR(f"{type(exc).__name__}: {exc}"), now)
+        self._guarded(self._handle_timer, now, now)
 
     def _handle_timer(self, now: float) -> None:
         state = self._state

@@ -9,7 +9,8 @@
 #     write keys and their phase bits, the next read key (derived when a
 #     flipped bit arrives), the previous read key kept for reordered packets
 #     until a deadline, the "may we update again" rule, and the AEAD
-#     confidentiality and integrity limits (RFC 9001 §6.6).
+#     confidentiality and integrity limits (RFC 9001 §6.6); opening a 1-RTT
+#     packet with the right key, or a GRO batch of them in one call.
 from __future__ import annotations
 
 from typing import Optional
@@ -150,6 +151,45 @@ class KeyPhases:
         return self.sent_with_key >= limit - min(CONFIDENTIALITY_MARGIN, limit // 4)
 
     # -- receiving -----------------------------------------------------------
+    def open(self, packet, pn_offset: int, largest_pn: int) -> Optional[tuple]:
+        """Remove protection from one 1-RTT packet: with the current read key,
+        else the previous or next one its key phase bit asks for (§6).
+        Returns (plain header, payload, packet number, keys), the caller
+        handing keys other than `recv` to on_opened; None if it does not
+        open (counted in `failures` for the integrity limit, §6.6)."""
+        try:
+            plain, payload, pn = self.recv.protection.unprotect(packet, pn_offset, largest_pn)
+        except backend.CryptoError:
+            found = self.keys_for(packet, pn_offset, largest_pn)
+            if found is None:
+                self.failures += 1
+                return None
+            try:
+                plain, payload, pn = found[0].protection.unprotect(packet, pn_offset, largest_pn)
+            except backend.CryptoError:
+                self.failures += 1
+                return None
+            return plain, payload, pn, found[0]
+        self.accept(plain, pn)
+        return plain, payload, pn, self.recv
+
+    def open_batch(self, buffer, segments: list, largest_pn: int) -> list:
+        """Open the packets of a GRO batch with the current read key in one call
+        (pyquic/_crypto.pyi unprotect_batch): (plain header, payload, packet
+        number) each, or None where one did not open, which the caller then
+        takes through open() (a key update, a forgery).  Nothing is counted
+        or accepted here: the caller accepts each packet when it gets to it."""
+        return self.recv.protection.unprotect_batch(buffer, segments, largest_pn)
+
+    def accept(self, plain: bytes, pn: int) -> None:
+        """A packet the current read key opened: its phase bit must be the
+        current one (§6), and it may be the lowest opened with this key."""
+        if (plain[0] >> 2) & 1 != self.recv_phase:
+            raise TransportError.KEY_UPDATE_ERROR("packet opened with the current key has the other key phase")
+        first = self.first_recv_pn
+        if first is None or pn < first:
+            self.first_recv_pn = pn
+
     def keys_for(self, packet, pn_offset: int, largest_pn: int) -> Optional[tuple[PacketKeys, int]]:
         """After the current read key failed: which key the packet's phase
         bit asks for (previous or next) and its packet number; None if the

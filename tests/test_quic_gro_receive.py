@@ -1,0 +1,206 @@
+# A GRO batch of 1-RTT packets is opened in one call (KeyPhases.open_batch,
+# QuicConnection.receive_datagrams) and must come to exactly what the same
+# datagrams one by one come to: the same stream data, events, counters and
+# ACK state.  Then what ends the batched run early, each checked against the
+# one-by-one path too: a peer's key update in mid-batch, a forged packet, a
+# packet for a connection ID that is not ours, a CONNECTION_CLOSE, a
+# duplicate.
+import os
+
+from pyquic.connection import QuicConnectionState
+from pyquic.events import StreamDataReceived
+from pyquic.frames import ConnectionClose
+from pyquic.spaces import KeyPhases
+from tests.quic_pair import SERVER_ADDR, Pair, craft_short_packet
+
+SIZE = 1200  # these pairs do not probe for a larger size: every full datagram is 1200 bytes
+
+
+def _pair() -> Pair:
+    pair = Pair(seed=7)
+    pair.client_config.max_probe_datagram_size = 0
+    pair.server_config.max_probe_datagram_size = 0
+    pair.handshake()
+    pair.drive()
+    return pair
+
+
+def _server_datagrams(pair: Pair, data: bytes, end_stream: bool = True) -> list[bytes]:
+    """What the server sends for `data` on its first stream (id 1), all of it
+    (within its initial congestion window)."""
+    if pair.server._streams.streams.get(1) is None:
+        assert pair.server.get_next_available_stream_id() == 1
+    pair.server.send_stream_data(1, data, end_stream=end_stream)
+    datagrams = [d for d, _ in pair.server.datagrams_to_send(now=pair.now)]
+    assert not pair.server._streams.streams[1].send.has_pending, "more than the window"
+    return datagrams
+
+
+def _gro(datagrams: list[bytes]) -> list[tuple[bytes, int]]:
+    """Datagrams as the kernel's GRO would hand them over: runs of one size, the last of a run may be shorter."""
+    batches: list[tuple[list[bytes], int]] = []
+    for d in datagrams:
+        if batches and len(batches[-1][0][-1]) == batches[-1][1] and len(d) <= batches[-1][1]:
+            batches[-1][0].append(d)
+        else:
+            batches.append(([d], len(d)))
+    return [(b"".join(ds), size) for ds, size in batches]
+
+
+def _feed(pair: Pair, datagrams: list[bytes], batched: bool) -> None:
+    client = pair.client
+    if batched:
+        for data, size in _gro(datagrams):
+            client.receive_datagrams(data, size, SERVER_ADDR, now=pair.now)
+    else:
+        for data in datagrams:
+            client.receive_datagram(data, SERVER_ADDR, now=pair.now)
+    pair._collect_events()
+
+
+def _counters(pair: Pair) -> tuple:
+    stats = pair.client.stats
+    return (stats.datagrams_received, stats.bytes_received, stats.packets_received, stats.packets_dropped,
+            stats.duplicates, stats.decryption_failures)
+
+
+def _facts(pair: Pair, before: tuple) -> dict:
+    """What feeding did (counters as differences: the handshakes' sizes vary by a byte or two)."""
+    client = pair.client
+    ack = client._spaces[2].ack
+    return {
+        "data": pair.received("client", 1),
+        "events": [type(e).__name__ for e in pair.client_events],
+        "stats": tuple(after - was for after, was in zip(_counters(pair), before)),
+        "acks": list(ack._received),
+        "largest": ack.largest_received,
+        "state": client.state,
+        "key_phase": client.key_phase,
+    }
+
+
+def _both(datagrams_of) -> tuple[dict, dict]:
+    """The same scenario on two identical pairs, batched and one by one."""
+    out = []
+    for batched in (True, False):
+        pair = _pair()
+        datagrams = datagrams_of(pair)
+        pair.client_events.clear()
+        before = _counters(pair)
+        _feed(pair, datagrams, batched)
+        out.append(_facts(pair, before))
+    return out[0], out[1]
+
+
+def _padded(sender, frames: bytes, size: int = SIZE) -> bytes:
+    """A crafted 1-RTT packet of exactly `size` bytes (PADDING after `frames`)."""
+    overhead = 1 + len(sender._peer_cids.cid) + 4 + 16
+    return craft_short_packet(sender, frames + bytes(size - overhead - len(frames)))
+
+
+def test_pairs_send_the_same_datagrams_but_for_keys():
+    # The TLS key exchange is random, so the bytes differ; what is sent does not.
+    a, b = _pair(), _pair()
+    data = b"s" * 10_000
+    assert [len(d) for d in _server_datagrams(a, data)] == [len(d) for d in _server_datagrams(b, data)]
+
+
+def test_a_bulk_batch_comes_to_what_single_datagrams_come_to(monkeypatch):
+    data = bytes(range(256)) * 40  # 10 KB: 9 full datagrams and a short one
+    opened_in_batches = []
+    real = KeyPhases.open_batch
+
+    def counting(self, buffer, segments, largest_pn):
+        opened_in_batches.append(len(segments))
+        return real(self, buffer, segments, largest_pn)
+
+    monkeypatch.setattr(KeyPhases, "open_batch", counting)
+
+    def scenario(pair):
+        datagrams = _server_datagrams(pair, data)
+        assert len(datagrams) >= 8 and len(_gro(datagrams)) <= 2
+        return datagrams
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["data"] == data
+    assert batched["stats"][5] == 0
+    assert sum(opened_in_batches) == batched["stats"][2]  # every packet of the batched run opened in a batch
+
+
+def test_a_key_update_in_mid_batch():
+    data = b"k" * 9_000
+
+    def scenario(pair):
+        first = _server_datagrams(pair, data[:4_800], end_stream=False)
+        pair.server.request_key_update()
+        second = _server_datagrams(pair, data[4_800:])
+        # One GRO batch across the update, then the short ones: the old key's
+        # comes after the new key's packets (the previous key opens it, §6.5).
+        full = [d for d in first + second if len(d) == SIZE]
+        assert len([d for d in first if len(d) == SIZE]) >= 2 and len([d for d in second if len(d) == SIZE]) >= 2
+        return full + [d for d in first + second if len(d) != SIZE]
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["key_phase"] == 1 and batched["stats"][5] == 0
+    assert len(batched["data"]) == len(data)
+
+
+def test_a_forged_packet_in_mid_batch_is_dropped_and_the_rest_taken():
+    def scenario(pair):
+        datagrams = _server_datagrams(pair, b"f" * 10_000)
+        forged = bytearray(datagrams[3])
+        forged[-1] ^= 1  # the tag no longer matches
+        datagrams[3] = bytes(forged)
+        return datagrams
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["stats"][5] == 1  # one decryption failure
+    assert batched["stats"][0] == batched["stats"][2] + 1  # every other datagram's packet was taken
+
+
+def test_a_packet_for_another_connection_id_ends_the_run():
+    def scenario(pair):
+        datagrams = _server_datagrams(pair, b"c" * 10_000)
+        foreign = bytearray(datagrams[4])
+        foreign[1] ^= 0xFF  # not one of the client's connection IDs
+        datagrams[4] = bytes(foreign)
+        return datagrams
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["stats"][3] >= 1  # dropped
+
+
+def test_connection_close_in_mid_batch_stops_it():
+    def scenario(pair):
+        datagrams = _server_datagrams(pair, b"x" * 10_000)
+        close = bytearray()
+        ConnectionClose(0x0A, 0, "bye", False).encode(close)
+        datagrams.insert(3, _padded(pair.server, bytes(close)))
+        return datagrams
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["state"] is QuicConnectionState.DRAINING
+    assert batched["stats"][2] == 4  # three packets of data and the close; nothing after it
+
+
+def test_a_duplicate_in_a_batch_is_counted_once():
+    def scenario(pair):
+        datagrams = _server_datagrams(pair, b"d" * 10_000)
+        return datagrams[:5] + [datagrams[2]] + datagrams[5:]
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["stats"][4] == 1
+
+
+def test_stream_events_from_a_batch():
+    pair = _pair()
+    data = os.urandom(10_000)
+    _feed(pair, _server_datagrams(pair, data), batched=True)
+    got = [e for e in pair.client_events if isinstance(e, StreamDataReceived)]
+    assert b"".join(e.data for e in got) == data and got[-1].end_stream
