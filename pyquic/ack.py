@@ -193,13 +193,23 @@ class AckTracker:
         """Record a packet that was successfully unprotected (§12.3: duplicate
         suppression happens after removing packet protection).  Returns False,
         recording nothing, for a duplicate the caller must discard."""
-        if pn < self.duplicate_floor or pn in self._received:  # is_duplicate(), inline: once per packet
+        # Once per packet: PacketNumberRanges.add's in-order case inline (the
+        # next packet extends the newest range: new, and nothing is dropped).
+        received = self._received._ranges
+        if received and received[-1][1] == pn:
+            received[-1][1] = pn + 1
+        elif pn < self.duplicate_floor or pn in self._received:  # is_duplicate()
             self.duplicates += 1
             return False
-        _, dropped = self._received.add(pn)
-        if dropped is not None:
-            self.duplicate_floor = max(self.duplicate_floor, dropped)
-        self._to_ack.add(pn)
+        else:
+            _, dropped = self._received.add(pn)
+            if dropped is not None:
+                self.duplicate_floor = max(self.duplicate_floor, dropped)
+        to_ack = self._to_ack._ranges
+        if to_ack and to_ack[-1][1] == pn:
+            to_ack[-1][1] = pn + 1
+        else:
+            self._to_ack.add(pn)
         if pn > self.largest_received:
             self.largest_received = pn
             self.largest_received_time = now
