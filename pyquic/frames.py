@@ -680,13 +680,10 @@ def parse_frames(
     frames; anything else, malformed input included, goes to the twin
     below, which decides every error.
     """
-    if _c_parse is not None and type(payload) is bytes:
-        allowed = _ALLOWED_BYTES.get((packet_type, from_server))
-        if allowed is not None:
-            parsed = _c_parse(payload, allowed, max_ack_ranges)
-            if parsed is not None:
-                return parsed
-    return parse_frames_py(payload, packet_type, from_server=from_server, max_ack_ranges=max_ack_ranges)
+    parse = payload_parsers(from_server, max_ack_ranges)[packet_type]
+    if parse is None:  # a packet type without frames: the twin's UsageError
+        return parse_frames_py(payload, packet_type, from_server=from_server, max_ack_ranges=max_ack_ranges)
+    return parse(payload)
 
 
 def parse_frames_py(
