@@ -72,6 +72,7 @@ from .recovery import LossRecovery, PacketNumberSpace, PacketsLost, ProbeNeeded
 from .paths import Migration, PathInUse, PathValidator, ValidationOutcome
 from .preferred_address import PREFERRED_CID_SEQUENCE
 from .spaces import KeyPhases, Space
+from .stream_runs import StreamRun
 from .streams import HANDLED_FRAME_TYPES, StreamManager
 from .ack import ECN_ECT0
 from .liveness import Liveness
@@ -123,7 +124,7 @@ class QuicConnection:
         "_alpn", "_builder", "_cid_length", "_client_params", "_configuration", "_datagrams_queued",
         "_ecn_in", "_end", "_entropy", "_events", "_first_initial", "_handshake_complete",
         "_handshake_confirmed", "_initial_dcid", "_initial_keys_cid", "_last_peer_dcid", "_liveness",
-        "_local_cids", "_loss", "_parsers", "_one_rtt", "_original_dcid",
+        "_local_cids", "_loss", "_parsers", "_run", "_one_rtt", "_original_dcid",
         "_original_initial_recv", "_pacing_at", "_path", "_paths", "_peer_ack_delay_exponent", "_peer_cids",
         "_peer_initial_scid", "_peer_max_datagram_frame_size", "_peer_params", "_pending_1rtt",
         "_preferred", "_preferred_offer", "_qlog", "_received_valid", "_retry_received",
@@ -189,6 +190,7 @@ class QuicConnection:
         self._ecn_in = 0  # the ECN codepoint of the datagram being processed
         self._cid_length = config.connection_id_length
         self._parsers = payload_parsers(self.is_client, config.max_ack_ranges_received)
+        self._run: Optional[StreamRun] = None  # a batch's held STREAM run (pyquic/stream_runs.py)
         self._received_valid = False  # some packet from the peer opened
         self._path = PathInUse(self.is_client or retry_source_connection_id is not None or address_validated)
         self._last_peer_dcid = b""  # which of our connection IDs the peer's last packet used
@@ -651,47 +653,40 @@ class QuicConnection:
             raise UsageError("segment_size must be positive")
         self._ecn_in = ecn  # one codepoint for the batch: GRO merges only equal ones
         self._path.datagram_local = local
-        first = 0
-        if len(data) > segment_size and self._state is QuicConnectionState.CONNECTED:
-            first = self._receive_short_batch(data, segment_size, addr, now)
+        first = self._receive_short_batch(data, segment_size, addr, now) if len(data) > segment_size else 0
         for start in range(first, len(data), segment_size):
             if self._state >= QuicConnectionState.DRAINING:
                 return
             self._guarded(self._receive_datagram, now, data[start : start + segment_size], addr, now)
 
     def _receive_short_batch(self, data: bytes, segment_size: int, addr: Any, now: float) -> int:
-        """The batch's leading run of 1-RTT packets that fill their datagrams,
-        to our connection IDs, opened in one call and then taken one by one as
-        _receive_short would (the usual batch in a bulk transfer).  Returns
-        where the datagram-by-datagram path goes on: the first packet that did
-        not open with the current key, or a state change, ends the run."""
+        """A batch's leading run of 1-RTT packets (KeyPhases.open_batch) taken as _receive_short would, their
+        STREAM frames coalesced (StreamRun).  Returns where the datagram-by-datagram path goes on: a packet
+        the current key does not open, a foreign connection ID or a change of state ends the run."""
         kp = self._one_rtt
-        if kp is None or kp.recv is None:
+        if kp is None or kp.recv is None or self._state is not QuicConnectionState.CONNECTED:
             return 0
-        pn_offset = 1 + self._cid_length
-        by_cid = self._local_cids.by_cid
-        end = resume = len(data)
-        segments = []
-        for start in range(0, end, segment_size):
-            if data[start] & 0xC0 != 0x40 or data[start + 1 : start + pn_offset] not in by_cid:
-                resume = start
-                break
-            segments.append((start, min(segment_size, end - start), pn_offset))
         space, stats, path, index = self._spaces[APPLICATION], self._stats, self._path, 0
+        segments, results, resume = kp.open_batch(data, segment_size, self._cid_length, self._local_cids.by_cid,
+                                                  space.ack.largest_received)
+        run = self._run = StreamRun(self._streams, self._events)
         try:
-            for index, opened in enumerate(kp.open_batch(data, segments, space.ack.largest_received)):
-                start, size, _ = segments[index]
+            for index, opened in enumerate(results):
+                start, size, pn_offset = segments[index]
                 if opened is None or self._state is not QuicConnectionState.CONNECTED:
-                    return start
+                    return run.flush() or start
                 stats.datagrams_received += 1
                 stats.bytes_received += size
                 path.on_datagram(addr, size)
                 plain, payload, pn = opened
                 kp.accept(plain, pn)
                 self._process_packet(space, PacketType.ONE_RTT, plain, payload, pn, data[start + 1 : start + pn_offset], now)
+            run.flush()
         except Exception as exc:
             self._on_input_error(exc, now)
             return segments[index][0] + segments[index][1]  # the rest: the closing connection's own path
+        finally:
+            self._run = None
         return resume
 
     def _guarded(self, step: Callable, now: float, *args: Any) -> None:
@@ -990,19 +985,24 @@ class QuicConnection:
         return True
 
     def _handle_frames(self, frames: list, space: Space, dcid: bytes, now: float) -> None:
-        """Each frame to its handler through _FRAME_HANDLERS (STREAM, the bulk
-        of the traffic, inline).  A handler returning True ends the packet
+        """Each frame to its handler through _FRAME_HANDLERS (STREAM, the bulk of the traffic, inline; in a
+        batch, held in the StreamRun while it continues it).  A handler returning True ends the packet
         (CONNECTION_CLOSE: nothing after it counts)."""
-        streams = self._streams
-        handlers = _FRAME_HANDLERS
+        streams, handlers, run = self._streams, _FRAME_HANDLERS, self._run
         for frame in frames:
             kind = type(frame)
             if kind is Stream:
+                if run is not None and (run.take(frame) or run.flush() or run.take(frame)):
+                    continue
                 event = streams.handle_stream_frame(frame)
                 if event is not None:
                     self._events.append(event)
-            elif handlers[kind](self, frame, space, dcid, now):
-                return
+            else:
+                handler = handlers[kind]
+                if run is not None and handler is not _ON_NOTHING:
+                    run.flush()  # everything in order: the held STREAM data first
+                if handler(self, frame, space, dcid, now):
+                    return
 
     # Frame handlers: (connection, frame, space, dcid, now) -> True to stop the packet.
     def _on_ack_frame(self, frame: Ack, space: Space, dcid: bytes, now: float) -> None:
@@ -1479,6 +1479,7 @@ class QuicConnection:
             self._qlog = start_trace(self._configuration, self._original_dcid, self.is_client)
 
 
+_ON_NOTHING = QuicConnection._on_nothing
 # Which handler each frame type goes to (STREAM is handled inline).  Frames
 # not allowed in a packet type never get here: parse_frames checks the
 # RFC 9000 §12.4 table first.

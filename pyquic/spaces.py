@@ -173,13 +173,24 @@ class KeyPhases:
         self.accept(plain, pn)
         return plain, payload, pn, self.recv
 
-    def open_batch(self, buffer, segments: list, largest_pn: int) -> list:
-        """Open the packets of a GRO batch with the current read key in one call
-        (pyquic/_crypto.pyi unprotect_batch): (plain header, payload, packet
-        number) each, or None where one did not open, which the caller then
-        takes through open() (a key update, a forgery).  Nothing is counted
-        or accepted here: the caller accepts each packet when it gets to it."""
-        return self.recv.protection.unprotect_batch(buffer, segments, largest_pn)
+    def open_batch(self, buffer, segment_size: int, cid_length: int, cids, largest_pn: int) -> tuple:
+        """Open the leading run of a GRO batch's datagrams that are each one
+        short-header packet to one of `cids`, with the current read key in one
+        call (pyquic/_crypto.pyi unprotect_batch).  Returns (segments, opened,
+        resume): (offset, length, pn offset) per packet of the run, (plain
+        header, payload, packet number) or None where one did not open (the
+        caller takes it through open(): a key update, a forgery), and where
+        the run ended.  Nothing is counted or accepted here: the caller
+        accepts each packet when it gets to it."""
+        pn_offset = 1 + cid_length
+        end = resume = len(buffer)
+        segments = []
+        for start in range(0, end, segment_size):
+            if buffer[start] & 0xC0 != 0x40 or buffer[start + 1 : start + pn_offset] not in cids:
+                resume = start
+                break
+            segments.append((start, min(segment_size, end - start), pn_offset))
+        return segments, self.recv.protection.unprotect_batch(buffer, segments, largest_pn), resume
 
     def accept(self, plain: bytes, pn: int) -> None:
         """A packet the current read key opened: its phase bit must be the

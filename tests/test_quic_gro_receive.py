@@ -1,16 +1,19 @@
 # A GRO batch of 1-RTT packets is opened in one call (KeyPhases.open_batch,
-# QuicConnection.receive_datagrams) and must come to exactly what the same
-# datagrams one by one come to: the same stream data, events, counters and
-# ACK state.  Then what ends the batched run early, each checked against the
-# one-by-one path too: a peer's key update in mid-batch, a forged packet, a
-# packet for a connection ID that is not ours, a CONNECTION_CLOSE, a
-# duplicate.
+# QuicConnection.receive_datagrams), its STREAM frames coalesced while they
+# continue each other (stream_runs.StreamRun), and must come to exactly what
+# the same datagrams one by one come to: the same stream data, events,
+# counters, ACK state and errors.  Then what ends the batched run or a held
+# STREAM run early, each checked against the one-by-one path too: a peer's
+# key update in mid-batch, a forged packet, a packet for a connection ID
+# that is not ours, a CONNECTION_CLOSE, a duplicate, a gap, two streams in
+# turn, a new stream, a RESET_STREAM, flow control exceeded.
 import os
 
 from pyquic.connection import QuicConnectionState
 from pyquic.events import StreamDataReceived
-from pyquic.frames import ConnectionClose
+from pyquic.frames import ConnectionClose, ResetStream, Stream
 from pyquic.spaces import KeyPhases
+from pyquic.streams import StreamManager
 from tests.quic_pair import SERVER_ADDR, Pair, craft_short_packet
 
 SIZE = 1200  # these pairs do not probe for a larger size: every full datagram is 1200 bytes
@@ -76,7 +79,18 @@ def _facts(pair: Pair, before: tuple) -> dict:
         "largest": ack.largest_received,
         "state": client.state,
         "key_phase": client.key_phase,
+        "closed": (client._end.event.error_code, client._end.event.frame_type) if client._end.event else None,
+        "per_stream": _per_stream(pair),
     }
+
+
+def _per_stream(pair: Pair) -> dict:
+    out: dict = {}
+    for e in pair.client_events:
+        if isinstance(e, StreamDataReceived):
+            data, ended = out.get(e.stream_id, (b"", False))
+            out[e.stream_id] = (data + e.data, ended or e.end_stream)
+    return out
 
 
 def _both(datagrams_of) -> tuple[dict, dict]:
@@ -110,9 +124,10 @@ def test_a_bulk_batch_comes_to_what_single_datagrams_come_to(monkeypatch):
     opened_in_batches = []
     real = KeyPhases.open_batch
 
-    def counting(self, buffer, segments, largest_pn):
+    def counting(self, *args):
+        segments, opened, resume = real(self, *args)
         opened_in_batches.append(len(segments))
-        return real(self, buffer, segments, largest_pn)
+        return segments, opened, resume
 
     monkeypatch.setattr(KeyPhases, "open_batch", counting)
 
@@ -198,9 +213,68 @@ def test_a_duplicate_in_a_batch_is_counted_once():
     assert batched["stats"][4] == 1
 
 
-def test_stream_events_from_a_batch():
+def test_stream_events_from_a_batch(monkeypatch):
+    # The batch's STREAM frames continue each other: the stream manager gets two frames, the first
+    # packet's (it opens the stream, which is never held) and one for all the rest.
+    frames = []
+    real = StreamManager.handle_stream_frame
+    monkeypatch.setattr(StreamManager, "handle_stream_frame", lambda self, f: frames.append(f) or real(self, f))
     pair = _pair()
     data = os.urandom(10_000)
-    _feed(pair, _server_datagrams(pair, data), batched=True)
+    datagrams = _server_datagrams(pair, data)
+    _feed(pair, datagrams, batched=True)
+    assert len(_gro(datagrams)) == 1 and len(datagrams) >= 8 and len(frames) == 2
     got = [e for e in pair.client_events if isinstance(e, StreamDataReceived)]
     assert b"".join(e.data for e in got) == data and got[-1].end_stream
+
+
+def _stream_frame(stream_id: int, offset: int, data: bytes, fin: bool = False) -> bytes:
+    out = bytearray()
+    Stream(stream_id, offset, data, fin).encode(out)
+    return bytes(out)
+
+
+CHUNK = 1000  # STREAM data per crafted packet (they are padded to SIZE)
+
+
+def test_two_streams_in_turn_a_gap_and_a_new_stream():
+    def scenario(pair):
+        s = pair.server
+        packets = []
+        for i in range(4):  # streams 1 and 5 in turn (5 is new to the client at its first frame)
+            packets.append(_padded(s, _stream_frame(1, i * CHUNK, b"a" * CHUNK)))
+            packets.append(_padded(s, _stream_frame(5, i * CHUNK, b"b" * CHUNK)))
+        for i in range(4, 8):  # stream 1 alone, with offset 6 * CHUNK missing, then its end
+            if i != 6:
+                packets.append(_padded(s, _stream_frame(1, i * CHUNK, b"a" * CHUNK, fin=i == 7)))
+        packets.append(_padded(s, _stream_frame(1, 6 * CHUNK, b"a" * CHUNK)))  # the gap, late
+        return packets
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["per_stream"] == {1: (b"a" * 8 * CHUNK, True), 5: (b"b" * 4 * CHUNK, False)}
+
+
+def test_a_reset_after_held_data_keeps_the_order():
+    def scenario(pair):
+        s = pair.server
+        reset = bytearray()
+        ResetStream(1, 7, 3 * CHUNK).encode(reset)
+        return [_padded(s, _stream_frame(1, i * CHUNK, b"r" * CHUNK)) for i in range(3)] + [
+            _padded(s, bytes(reset)), _padded(s, _stream_frame(1, 3 * CHUNK, b"late"))]
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["events"][-2:] == ["StreamDataReceived", "StreamReset"]
+
+
+def test_flow_control_exceeded_in_a_held_run_closes_alike():
+    def scenario(pair):
+        s = pair.server
+        limit = pair.client_config.max_stream_data
+        start = limit - 2 * CHUNK  # the third packet goes past the stream's limit
+        return [_padded(s, _stream_frame(1, start + i * CHUNK, b"o" * CHUNK)) for i in range(4)]
+
+    batched, single = _both(scenario)
+    assert batched["closed"] == single["closed"] and batched["closed"][0] == 0x03  # FLOW_CONTROL_ERROR
+    assert batched["state"] == single["state"]
