@@ -92,4 +92,6 @@ class Pacer:
             return
         if self._last_update is None or now > self._last_update:  # else _refill() would do nothing
             self._refill(now)
-        self.tokens = max(self.tokens - size, -float(self.max_datagram_size))
+        tokens = self.tokens - size  # once per datagram: max() and float() spelled out
+        floor = -self.max_datagram_size
+        self.tokens = tokens if tokens > floor else float(floor)

@@ -67,7 +67,7 @@ PAD_TO_FULL_SLACK = 32
 # STREAM frames fetched at once for the packets of a burst.
 PREFETCH_PACKETS = 16
 _HANDSHAKE_DONE = (K_HANDSHAKE_DONE,)
-_pack_off4_len2 = struct.Struct(">IH").pack
+_pack_bulk_header = struct.Struct(">BBIH").pack
 
 
 def _stream_header(stream_id: int, offset: int, length: int, fin: bool) -> bytes:
@@ -75,7 +75,7 @@ def _stream_header(stream_id: int, offset: int, length: int, fin: bool) -> bytes
     offset, 2-byte length: every packet between 16 KiB and 1 GiB into a
     stream) packed in one call because it runs once per packet."""
     if stream_id < 0x40 and 0x4000 <= offset < 0x40000000 and 0x40 <= length < 0x4000:
-        return bytes((0x0E | fin, stream_id)) + _pack_off4_len2(offset | 0x80000000, length | 0x4000)
+        return _pack_bulk_header(0x0E | fin, stream_id, offset | 0x80000000, length | 0x4000)
     return stream_frame_header(stream_id, offset, length, fin)
 
 _HANDSHAKE_DONE_BYTES = bytes((FrameType.HANDSHAKE_DONE,))

@@ -473,3 +473,13 @@ def test_ack_frames_interoperate_with_aioquic():
     assert ours == F.Ack(((1000, 1001), (10, 200), (5, 6), (0, 3)), 77)
     theirs, delay = aio.pull_ack_frame(Buffer(data=F.encode_frame(ours)[1:]))
     assert [(r.start, r.stop) for r in theirs] == [(0, 3), (5, 6), (10, 200), (1000, 1001)] and delay == 77
+
+
+@given(st.integers(0, 1 << 62 - 1), st.integers(0, 1 << 40), st.integers(0, 0x5000), st.booleans())
+def test_the_builders_bulk_stream_header_is_the_encoders(stream_id, offset, length, fin):
+    # packet_builder._stream_header packs the bulk case in one struct call; any case is stream_frame_header's.
+    from pyquic.packet_builder import _stream_header
+
+    assert _stream_header(stream_id, offset, length, fin) == F.stream_frame_header(stream_id, offset, length, fin)
+    bulk = (stream_id % 0x40, 0x4000 + offset % (0x40000000 - 0x4000), 0x40 + length % (0x4000 - 0x40))
+    assert _stream_header(*bulk, fin) == F.stream_frame_header(*bulk, fin)

@@ -154,19 +154,25 @@ class CongestionController(ABC):
         cwnd_limited = self.is_cwnd_limited()
         self._on_ack_batch(now, cwnd_limited)
         hystart = self.hystart if self.use_hystart else None
+        # Once per acked packet: bytes in flight and the recovery start kept in
+        # locals (neither _grow nor HyStart++ reads or changes them).
+        in_flight = self.bytes_in_flight
+        recovery_start = self.recovery_start_time
         for record in records:
             if not record.in_flight:
                 continue
-            self._remove_in_flight(record.size)
-            if self.in_congestion_recovery(record.time_sent):
-                continue  # §7.3.2: no growth for packets sent before recovery began
-            if hystart is not None and self.in_slow_start:
+            size = record.size
+            assert in_flight >= size, "bytes in flight would go negative"  # recovery hands each record over once
+            in_flight -= size
+            if recovery_start is not None and record.time_sent <= recovery_start:
+                continue  # §7.3.2: no growth for packets sent before recovery began (in_congestion_recovery)
+            if hystart is not None and self.congestion_window < self.ssthresh:  # in slow start
                 hystart.on_acked(record.time_sent, now)
             self._in_recovery = False
             # §7.8: don't grow a window that isn't being used.
             if cwnd_limited:
                 self._grow(record, now)
-        self._peak_in_flight = self.bytes_in_flight
+        self.bytes_in_flight = self._peak_in_flight = in_flight
 
     def on_packets_lost(self, records: Iterable[SentRecord], now: float) -> None:
         """Lost records (RFC 9002 §A.6 OnPacketsLost): remove them from flight
