@@ -55,15 +55,8 @@ static PyObject *make(module_state *st, int k, Py_ssize_t n, PyObject **items) {
     obj = st->alloc[k]((PyTypeObject *)st->cls[k], n);
     if (obj == NULL)
         goto fail;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (PyTuple_SetItem(obj, i, items[i]) < 0) { /* cannot happen on a new tuple */
-            items[i] = NULL;
-            for (Py_ssize_t j = i + 1; j < n; j++)
-                Py_XDECREF(items[j]);
-            Py_DECREF(obj);
-            return NULL;
-        }
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SetItem(obj, i, items[i]); /* steals; cannot fail on a new tuple of this size */
     return obj;
 fail:
     for (Py_ssize_t i = 0; i < n; i++)

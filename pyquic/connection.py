@@ -660,21 +660,21 @@ class QuicConnection:
             self._guarded(self._receive_datagram, now, data[start : start + segment_size], addr, now)
 
     def _receive_short_batch(self, data: bytes, segment_size: int, addr: Any, now: float) -> int:
-        """A batch's leading run of 1-RTT packets (KeyPhases.open_batch) taken as _receive_short would, their
-        STREAM frames coalesced (StreamRun).  Returns where the datagram-by-datagram path goes on: a packet
-        the current key does not open, a foreign connection ID or a change of state ends the run."""
+        """A batch's leading run of 1-RTT packets (KeyPhases.open_batch), taken as _receive_short would, STREAM
+        coalesced (StreamRun).  Returns where the one-by-one path goes on (after the run, or where it broke off)."""
         kp = self._one_rtt
         if kp is None or kp.recv is None or self._state is not QuicConnectionState.CONNECTED:
             return 0
-        space, stats, path, index = self._spaces[APPLICATION], self._stats, self._path, 0
+        space, stats, path, taken = self._spaces[APPLICATION], self._stats, self._path, 0
         segments, results, resume = kp.open_batch(data, segment_size, self._cid_length, self._local_cids.by_cid,
                                                   space.ack.largest_received)
         run = self._run = StreamRun(self._streams, self._events)
         try:
-            for index, opened in enumerate(results):
-                start, size, pn_offset = segments[index]
+            for (start, size, pn_offset), opened in zip(segments, results):
                 if opened is None or self._state is not QuicConnectionState.CONNECTED:
-                    return run.flush() or start
+                    resume = start
+                    break
+                taken = start + size  # this datagram is consumed, even if its packet ends in an error
                 stats.datagrams_received += 1
                 stats.bytes_received += size
                 path.on_datagram(addr, size)
@@ -684,7 +684,7 @@ class QuicConnection:
             run.flush()
         except Exception as exc:
             self._on_input_error(exc, now)
-            return segments[index][0] + segments[index][1]  # the rest: the closing connection's own path
+            return taken  # the rest: the closing connection's own path
         finally:
             self._run = None
         return resume
@@ -737,10 +737,8 @@ class QuicConnection:
             self._on_stateless_reset(now)
 
     def _receive_short(self, data: bytes, now: float) -> bool:
-        """The fast path: one short-header packet fills the datagram (the
-        usual case once 1-RTT keys are there).  The same steps as
-        _receive_packet takes for a 1-RTT packet, without splitting the
-        datagram or parsing a long header."""
+        """The fast path: one 1-RTT packet fills the datagram (the usual case once 1-RTT keys are there): the
+        steps _receive_packet takes for it, without splitting the datagram or parsing a long header."""
         cid_length = self._cid_length
         dcid = data[1 : 1 + cid_length]
         if dcid not in self._local_cids.by_cid or not data[0] & 0x40:
@@ -752,8 +750,7 @@ class QuicConnection:
         return self._process_packet(self._spaces[APPLICATION], PacketType.ONE_RTT, *opened, dcid, now)
 
     def _open_one_rtt(self, data: Any, pn_offset: int, now: float) -> Optional[tuple]:
-        """(plain header, payload, packet number) of a 1-RTT packet (KeyPhases.open),
-        or None when it does not open (counted; too many is AEAD_LIMIT_EXCEEDED)."""
+        """(plain header, payload, packet number) of a 1-RTT packet (KeyPhases.open), or None (_decryption_failed)."""
         kp = self._one_rtt
         space = self._spaces[APPLICATION]
         opened = kp.open(data, pn_offset, space.ack.largest_received)
@@ -765,8 +762,7 @@ class QuicConnection:
         return plain, payload, pn
 
     def _decryption_failed(self, kp: Optional[KeyPhases]) -> None:
-        """A packet did not open: counted, and for 1-RTT against the
-        integrity limit.  Returns None (nothing opened)."""
+        """A packet did not open: counted, and for 1-RTT against the integrity limit.  Returns None."""
         self._stats.decryption_failures += 1
         self._stats.packets_dropped += 1
         if kp is not None and kp.integrity_exceeded():  # KeyPhases.open counted the failure
@@ -992,7 +988,7 @@ class QuicConnection:
         for frame in frames:
             kind = type(frame)
             if kind is Stream:
-                if run is not None and (run.take(frame) or run.flush() or run.take(frame)):
+                if run is not None and run.take(frame):
                     continue
                 event = streams.handle_stream_frame(frame)
                 if event is not None:

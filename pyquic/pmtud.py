@@ -39,14 +39,13 @@ class PathMtu:
     """
 
     __slots__ = (
-        "base", "ceiling", "enabled", "size", "probe_pn", "probe_size", "_failed", "_attempts",
+        "base", "ceiling", "size", "probe_pn", "probe_size", "_failed", "_attempts",
         "_next_at", "_started", "_on_size", "probes_sent", "probes_lost", "black_holes",
     )
 
     def __init__(self, base: int, ceiling: int, on_size: Callable[[int], None]) -> None:
         self.base = base
         self.ceiling = max(base, ceiling)
-        self.enabled = self.ceiling > base
         self.size = base
         self.probe_pn = -1  # the outstanding probe's packet number (Application space), or -1
         self.probe_size = 0  # the size the next (or outstanding) probe tries
@@ -59,6 +58,11 @@ class PathMtu:
         self.probes_lost = 0
         self.black_holes = 0
 
+    @property
+    def enabled(self) -> bool:
+        """Whether there is anything to search for: a ceiling above the base."""
+        return self.ceiling > self.base
+
     # -- what the connection says ------------------------------------------------
 
     def limit(self, max_udp_payload_size: int) -> None:
@@ -67,8 +71,7 @@ class PathMtu:
         self.base = min(self.base, max_udp_payload_size)
         self.ceiling = min(self.ceiling, max_udp_payload_size)
         self._failed = min(self._failed, self.ceiling + 1)
-        if self.ceiling <= self.base:
-            self.enabled = False
+        if not self.enabled:
             self.probe_size, self._next_at = 0, _NEVER
         if self.size > max_udp_payload_size:
             self._set(max_udp_payload_size)

@@ -26,33 +26,31 @@ class StreamRun:
         self.fin = False
 
     def take(self, frame: Stream) -> bool:
-        """Hold `frame` if it continues the run, or starts one (nothing held);
-        False: not held (flush, then try again: it may start a run then)."""
+        """Hold `frame`: it joins the run if it continues it; otherwise what is
+        held is handed over first and `frame` starts a new run, if its stream
+        exists and receives.  False: not held (the caller passes it on)."""
         stream_id, offset, data, fin = frame
-        parts = self.parts
-        if parts:
-            if stream_id != self.stream_id or offset != self.end or self.fin:
-                return False
-        else:
+        if self.parts and (stream_id != self.stream_id or offset != self.end or self.fin):
+            self.flush()
+        if not self.parts:
             stream = self.streams.streams.get(stream_id)
             if stream is None or stream.recv is None:
                 return False
             self.stream_id = stream_id
             self.offset = offset
-        parts.append(data)
+        self.parts.append(data)
         self.end = offset + len(data)
         self.fin = fin
         return True
 
     def flush(self) -> None:
         """The held run to the stream manager as one frame (its event to the
-        queue), as the frames would have gone one by one.  Returns None."""
+        queue), as the frames would have gone one by one."""
         parts = self.parts
         if not parts:
-            return None
+            return
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         self.parts = []
         event = self.streams.handle_stream_frame(_tuple_new(Stream, (self.stream_id, self.offset, data, self.fin)))
         if event is not None:
             self.events.append(event)
-        return None
