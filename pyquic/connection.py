@@ -683,6 +683,10 @@ class QuicConnection:
                 self._process_packet(space, PacketType.ONE_RTT, plain, payload, pn, data[start + 1 : start + pn_offset], now)
             run.flush()
         except Exception as exc:
+            try:
+                run.flush()  # what earlier packets held goes first, as one by one it would have gone
+            except Exception as earlier:
+                exc = earlier  # ... and one by one, its error would have come first
             self._on_input_error(exc, now)
             return taken  # the rest: the closing connection's own path
         finally:

@@ -278,3 +278,18 @@ def test_flow_control_exceeded_in_a_held_run_closes_alike():
     batched, single = _both(scenario)
     assert batched["closed"] == single["closed"] and batched["closed"][0] == 0x03  # FLOW_CONTROL_ERROR
     assert batched["state"] == single["state"]
+
+
+def test_an_error_in_mid_batch_delivers_what_came_before_it():
+    # Packets 0-2 carry data the run holds; packet 3 is malformed (a frame type that does not exist):
+    # one by one, the data of 0-2 is delivered before the close, and so it is from a batch.
+    def scenario(pair):
+        s = pair.server
+        held = [_padded(s, _stream_frame(1, 0, b"h" * CHUNK))]  # opens stream 1 (not held)
+        held += [_padded(s, _stream_frame(1, i * CHUNK, b"h" * CHUNK)) for i in range(1, 3)]
+        return held + [_padded(s, b"\x21\x00")] + [_padded(s, _stream_frame(1, 3 * CHUNK, b"h" * CHUNK))]
+
+    batched, single = _both(scenario)
+    assert batched == single
+    assert batched["per_stream"] == {1: (b"h" * 3 * CHUNK, False)}
+    assert batched["closed"][0] == 0x07  # FRAME_ENCODING_ERROR
