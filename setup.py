@@ -71,32 +71,18 @@ if os.environ.get("PYQUIC_ASAN"):
     extra_compile_args += ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
     extra_link_args += ["-fsanitize=address"]
 
+# Both on the stable ABI (one abi3 wheel), with the same flags.
+STABLE_ABI = dict(define_macros=[("Py_LIMITED_API", "0x030B0000")], py_limited_api=True,
+                  extra_compile_args=extra_compile_args, extra_link_args=extra_link_args)
 ext_modules = []
 if not os.environ.get("PYQUIC_NO_EXTENSION"):
-    ext_modules.append(
-        Extension(
-            "pyquic._crypto",
-            sources=["pyquic/_crypto.c", "pyquic/_crypto_core.c"],
-            depends=["pyquic/_crypto_core.h"],
-            libraries=["crypto"],
-            define_macros=[("Py_LIMITED_API", "0x030B0000")],
-            py_limited_api=True,
-            extra_compile_args=extra_compile_args,
-            extra_link_args=extra_link_args,
-        )
-    )
-    # The receive path's frame parser for the common frames (pure-Python twin:
-    # pyquic.frames.parse_frames_py); no OpenSSL.
-    ext_modules.append(
-        Extension(
-            "pyquic._frames",
-            sources=["pyquic/_frames.c"],
-            define_macros=[("Py_LIMITED_API", "0x030B0000")],
-            py_limited_api=True,
-            extra_compile_args=extra_compile_args,
-            extra_link_args=extra_link_args,
-        )
-    )
+    ext_modules = [
+        Extension("pyquic._crypto", sources=["pyquic/_crypto.c", "pyquic/_crypto_core.c"],
+                  depends=["pyquic/_crypto_core.h"], libraries=["crypto"], **STABLE_ABI),
+        # The receive path's parser of the common frames (pure-Python twin:
+        # pyquic.frames.parse_frames_py); no OpenSSL.
+        Extension("pyquic._frames", sources=["pyquic/_frames.c"], **STABLE_ABI),
+    ]
 
 setup(
     ext_modules=ext_modules,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/asan.sh: runs the packet-protection and C frame-parser tests against
-# an AddressSanitizer build of pyquic._crypto and pyquic._frames.  Owns only this check; it never touches the normal
-# build (./build, the in-place .so): the extension is built with PYQUIC_ASAN=1
+# an AddressSanitizer build of pyquic._crypto and pyquic._frames.  Owns only
+# this check; it never touches the normal build (./build, the in-place .so):
+# the extensions are built with PYQUIC_ASAN=1
 # into a temporary directory, next to a copy of the Python packages, and the
 # tests run from there with that directory alone on PYTHONPATH.
 #
