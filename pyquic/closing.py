@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .errors import TransportError
+from .buffer import VARINT_MAX
+from .errors import TransportError, UsageError
 from .events import ConnectionTerminated
 from .frames import ConnectionClose
 
@@ -31,7 +32,14 @@ class Closing:
         self._reply_at = 1  # ... and how many make the next reply due
 
     def ask(self, error_code: int, frame_type: Optional[int], reason: str) -> None:
-        """The application closes: CONNECTION_CLOSE 0x1d, or 0x1c when frame_type is given."""
+        """The application closes: CONNECTION_CLOSE 0x1d, or 0x1c when frame_type is given.
+        What the frame cannot carry is refused here, while the caller is
+        still on the stack, not later when the frame is built."""
+        for name, value in (("error_code", error_code), ("frame_type", frame_type)):
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= VARINT_MAX):
+                raise UsageError(f"{name} must be an int from 0 to 2**62-1, not {value!r}")
+        if not isinstance(reason, str):
+            raise UsageError(f"reason_phrase must be a str, not {type(reason).__name__}")
         self.event = ConnectionTerminated(error_code, frame_type, reason)
         self.frame = ConnectionClose(error_code, frame_type or 0, reason, application=frame_type is None)
         self.pending = True

@@ -198,6 +198,25 @@ def test_transport_close_with_frame_type():
     ]
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(error_code=1000.0),  # a float where the code goes (a clock value passed by position)
+    dict(error_code=-1),
+    dict(error_code=1 << 62),
+    dict(error_code=1, frame_type="0x08"),
+    dict(error_code=1, reason_phrase=b"bytes"),
+])
+def test_a_close_the_frame_cannot_carry_is_refused_at_the_call(kwargs):
+    pair = Pair()
+    pair.handshake()
+    with pytest.raises(UsageError):
+        pair.client.close(**kwargs)
+    # Nothing was recorded: the connection is open and closes properly after.
+    assert pair.client.state == QuicConnectionState.CONNECTED
+    pair.client.close(error_code=7)
+    pair.drive()
+    assert pair.events_of("server", events.ConnectionTerminated) == [events.ConnectionTerminated(7, None, "")]
+
+
 def test_closing_endpoint_repeats_connection_close_at_a_decreasing_rate():
     pair = Pair()
     pair.handshake()
