@@ -467,6 +467,23 @@ class InteropSuite:
             finally:
                 await ours.stop()
 
+    async def test_their_client_key_exchange_as_the_benchmark_sets_it(self, files):
+        # bench/bench_quic.py measures handshakes with raw_peer --groups
+        # x25519: the peer's client must then offer X25519 alone, or our
+        # server (which prefers X25519MLKEM768) would pick the hybrid.
+        ours = PyquicTestServer()
+        port = await ours.start(server_config(files))
+        try:
+            for extra, group in (((), GROUPS["X25519MLKEM768"] if self.peer == "qh3" else GROUPS["x25519"]),
+                                 (("--groups", "x25519"), GROUPS["x25519"])):
+                ours.events.clear()
+                results = await _in_executor(run_client, self.peer, port, files, [{"op": "echo", "size": 10}],
+                                             timeout=TIMEOUT, extra_args=extra)
+                assert_all_ok(results)
+                assert (await ours.wait_event(event="handshake"))["group"] == group, extra
+        finally:
+            await ours.stop()
+
     async def test_their_client_streams_transfers_resets_and_close(self, files):
         ours = PyquicTestServer()
         port = await ours.start(server_config(files))

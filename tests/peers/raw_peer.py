@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib
 import json
 import os
 import resource
@@ -42,6 +43,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pattern import chunks, sha256_of  # noqa: E402
 from peer_io import emit, until_stdin_closes  # noqa: E402
+
+X25519 = 0x001D  # RFC 8446 §4.2.7
 
 ALPN = "pyquic-test"
 
@@ -75,6 +78,25 @@ class Lib:
         self.events = events
         self.QuicConfiguration = QuicConfiguration
 
+    def only_x25519(self) -> None:
+        """Key exchange with X25519 alone, in both roles (the handshake
+        benchmark's setting: RFC 8446's common group, no ML-KEM).  pyquic
+        takes it as configuration (groups); aioquic and qh3 have no setting
+        for it, so the list their TLS context offers from is narrowed when
+        one is made.  A client then sends one key share, X25519 (plus qh3's
+        GREASE one), and each server answers the share it is given."""
+        if self.impl == "pyquic":
+            return  # configuration() sets QuicConfiguration.groups
+        tls = importlib.import_module(f"{self.impl}.tls")
+        x25519, known = tls.Group.X25519, {int(g) for g in tls.Group}
+        init = tls.Context.__init__
+
+        def narrowed(ctx, *args, **kwargs) -> None:
+            init(ctx, *args, **kwargs)
+            ctx._supported_groups = [g for g in ctx._supported_groups if g == x25519 or int(g) not in known]
+
+        tls.Context.__init__ = narrowed
+
     def configuration(self, args, is_client: bool):
         kwargs = dict(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=args.idle_timeout)
         if args.max_data:
@@ -89,6 +111,8 @@ class Lib:
             config.load_verify_locations(cafile=args.ca)
         else:
             config.load_cert_chain(args.cert, args.key)
+        if args.groups == "x25519" and self.impl == "pyquic":
+            config.groups = [X25519]
         if args.offer_ec_key_shares:
             # qh3 offers key shares for X25519MLKEM768 and X25519 only and its
             # client cannot parse a HelloRetryRequest: a server limited to a
@@ -174,6 +198,9 @@ def server_protocol(lib: Lib):
                     info["cipher_suite"] = int(quic.tls.key_schedule.cipher_suite)
                 except Exception:
                     pass
+                negotiated = getattr(getattr(quic, "tls", None), "negotiated", None)  # pyquic's TLS engine
+                if negotiated is not None:
+                    info["group"] = negotiated.group
                 emit(info)
             elif isinstance(event, ev.StreamReset):
                 emit({"event": "stream_reset", "stream_id": event.stream_id, "error_code": event.error_code})
@@ -599,6 +626,8 @@ def main() -> int:
     ap.add_argument("--max-data", type=int, default=0)
     ap.add_argument("--max-stream-data", type=int, default=0)
     ap.add_argument("--cipher-suites", default="")
+    ap.add_argument("--groups", default="", choices=["", "x25519"],
+                    help="key exchange: x25519 alone (default: each library's own; pyquic and qh3 prefer X25519MLKEM768)")
     ap.add_argument("--offer-ec-key-shares", action="store_true", help="qh3 client: also P-256/P-384 shares")
     ap.add_argument("--keylog", default=os.environ.get("SSLKEYLOGFILE", ""))
     ap.add_argument("--timeout", type=float, default=60.0, help="per client operation")
@@ -607,6 +636,8 @@ def main() -> int:
     ap.add_argument("--original-version", default="", help="client: the version of its first Initial, e.g. 0x1")
     args = ap.parse_args()
     lib = Lib(args.impl)
+    if args.groups == "x25519":
+        lib.only_x25519()
     if args.role == "server":
         asyncio.run(run_server(lib, args))
         return 0
