@@ -109,7 +109,7 @@ def test_ticket_store_caps():
 
 def test_state_encoding_round_trip_and_strictness():
     for st in (_state(), _state(alpn=None, server_name=None, client_identity=b"", app_data=b""),
-               _state(server_name="bücher.example")):
+               _state(server_name="bücher.example"), _state(server_name="xn--bcher-kva.example")):
         assert TicketState.decode(st.encode()) == st
     data = _state().encode()
     for bad in (data[:-1], data + b"\x00", b"\x02" + data[1:], b""):

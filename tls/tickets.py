@@ -144,7 +144,10 @@ class TicketState:
             return struct.pack("!H", len(b)) + b
 
         alpn = self.alpn
-        sni = self.server_name.encode("idna") if self.server_name else None
+        # UTF-8, not the idna codec: the name round-trips exactly (idna
+        # decodes an SNI's A-label "xn--..." to its Unicode form) and costs
+        # no codec machinery on every ticket a server issues.
+        sni = self.server_name.encode() if self.server_name else None
         return b"".join((
             struct.pack("!BHIdII", self._VERSION, self.cipher_suite, self.age_add,
                         self.issued_at, self.lifetime, self.max_early_data),
@@ -189,7 +192,7 @@ class TicketState:
         if pos != len(data):
             raise ValueError("trailing bytes in ticket state")
         return cls(suite, psk, age_add, issued_at, lifetime, alpn,
-                   sni.decode("idna") if sni is not None else None, max_early, identity, app)
+                   sni.decode() if sni is not None else None, max_early, identity, app)
 
     def expires_at(self) -> float:
         return self.issued_at + min(self.lifetime, MAX_TICKET_LIFETIME)
