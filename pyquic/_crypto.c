@@ -567,6 +567,156 @@ done:
     return result;
 }
 
+/* QUIC varint (RFC 9000 §16), minimal length; v < 2^62 (checked by callers). */
+static int varint_len(uint64_t v) { return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8; }
+
+static unsigned char *put_varint(unsigned char *p, uint64_t v) {
+    int n = varint_len(v);
+    static const unsigned char prefix[9] = {0, 0x00, 0x40, 0, 0x80, 0, 0, 0, 0xC0};
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xFF);
+    p[0] |= prefix[n];
+    return p + n;
+}
+
+typedef struct {
+    Py_buffer data;
+    uint64_t stream_id, offset;
+    int fin;
+    Py_ssize_t frame_len, payload_len; /* the STREAM frame; the payload with its padding */
+} run_entry;
+
+/* protect_stream_run(header_start, packet_number, frames, room, pad_below):
+ * one 1-RTT packet per (stream_id, offset, data, fin) frame, numbered from
+ * packet_number: the header is header_start (first byte, whose low bits give
+ * the packet number length, and the DCID) and the truncated packet number;
+ * the payload is the STREAM frame with offset (when not 0) and length
+ * (RFC 9000 §19.8), zero-padded (PADDING frames) to `room` when it falls
+ * short of it by less than pad_below, and to the 4 - pn_len bytes a sample
+ * needs.  A frame longer than `room` is the caller's bug (CryptoError).
+ * Returns (the protected packets back to back, their sizes). */
+static PyObject *pp_protect_stream_run(METHOD_ARGS) {
+    static const char *const names[] = {"header_start", "packet_number", "frames", "room", "pad_below"};
+    PyObject *a[5], *seq = NULL, *buffer = NULL, *sizes = NULL, *result = NULL, *error = SELF->error;
+    Py_buffer hs = {0};
+    run_entry *e = NULL;
+    Py_ssize_t n = 0, i, sum = 0, hlen;
+    long long room, pad_below;
+    uint64_t pn0;
+    int pn_len;
+    unsigned char *out;
+    if (parse_args(args, nargs, kwnames, "protect_stream_run", names, 5, a) < 0 ||
+        parse_pn(error, a[1], &pn0) < 0 || parse_int(error, a[3], "room", 0, MAX_LEN, &room) < 0 ||
+        parse_int(error, a[4], "pad_below", 0, MAX_LEN, &pad_below) < 0 ||
+        get_buffer(error, a[0], &hs, 0, "header_start") < 0 || (seq = PySequence_Tuple(a[2])) == NULL)
+        goto done;
+    n = PyTuple_Size(seq);
+    pn_len = hs.len < 1 ? 1 : (((const unsigned char *)hs.buf)[0] & 0x03) + 1;
+    hlen = hs.len + pn_len;
+    if (hs.len < 1 || hs.len > 64) {
+        PyErr_Format(error, "header_start of %zd bytes: a first byte and a connection ID are 1 to 64", hs.len);
+        goto done;
+    }
+    if (n > 0 && pn0 + (uint64_t)(n - 1) >= PN_LIMIT) {
+        PyErr_SetString(error, "packet numbers would reach 2^62");
+        goto done;
+    }
+    if ((e = PyMem_Calloc((size_t)n + 1, sizeof(*e))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Everything is validated and measured first; the buffers stay exported
+     * (so cannot be resized) until the end. */
+    for (i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GetItem(seq, i);
+        long long sid, off;
+        int fin;
+        if (!PyTuple_Check(item) || PyTuple_Size(item) != 4) {
+            PyErr_Format(PyExc_TypeError, "frames[%zd] must be a (stream_id, offset, data, fin) tuple", i);
+            goto done;
+        }
+        if (parse_int(error, PyTuple_GetItem(item, 0), "stream_id", 0, (long long)(PN_LIMIT - 1), &sid) < 0 ||
+            parse_int(error, PyTuple_GetItem(item, 1), "offset", 0, (long long)(PN_LIMIT - 1), &off) < 0 ||
+            (fin = PyObject_IsTrue(PyTuple_GetItem(item, 3))) < 0 ||
+            get_buffer(error, PyTuple_GetItem(item, 2), &e[i].data, 0, "data") < 0)
+            goto done;
+        if ((uint64_t)e[i].data.len > PN_LIMIT - 1 - (uint64_t)off) {
+            PyErr_SetString(error, "stream offset + length above 2^62 - 1");
+            goto done;
+        }
+        e[i].stream_id = (uint64_t)sid;
+        e[i].offset = (uint64_t)off;
+        e[i].fin = fin;
+        e[i].frame_len = 1 + varint_len(e[i].stream_id) + (off ? varint_len(e[i].offset) : 0) +
+                         varint_len((uint64_t)e[i].data.len) + e[i].data.len;
+        if (e[i].frame_len > room) {
+            PyErr_Format(error, "frames[%zd]: a STREAM frame of %zd bytes does not fit in %lld", i, e[i].frame_len, room);
+            goto done;
+        }
+        Py_ssize_t len = e[i].frame_len, shortfall = (Py_ssize_t)room - len;
+        if (shortfall > 0 && shortfall < pad_below)
+            len = (Py_ssize_t)room;
+        if (len < PN_MAX_LENGTH - pn_len)
+            len = PN_MAX_LENGTH - pn_len;
+        e[i].payload_len = len;
+        if (hlen + len + TAG_LENGTH > MAX_LEN - sum) {
+            PyErr_SetString(error, "run is too long");
+            goto done;
+        }
+        sum += hlen + len + TAG_LENGTH;
+    }
+    if ((sizes = PyTuple_New(n)) == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *size = PyLong_FromSsize_t(hlen + e[i].payload_len + TAG_LENGTH);
+        if (size == NULL)
+            goto done;
+        PyTuple_SetItem(sizes, i, size); /* steals; cannot fail on a new tuple */
+    }
+    if ((buffer = new_bytes(sum, &out)) == NULL)
+        goto done;
+    int ok = 1;
+    pp_acquire(SELF);
+    SELF->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (i = 0; ok && i < n; i++) {
+        uint64_t pn = pn0 + (uint64_t)i;
+        unsigned char *p = out;
+        memcpy(p, hs.buf, (size_t)hs.len);
+        p += hs.len;
+        for (int k = pn_len - 1; k >= 0; k--)
+            *p++ = (unsigned char)(pn >> (8 * k));
+        unsigned char *payload = p;
+        *p++ = (unsigned char)(0x08 | (e[i].offset ? 0x04 : 0) | 0x02 | (e[i].fin ? 0x01 : 0));
+        p = put_varint(p, e[i].stream_id);
+        if (e[i].offset)
+            p = put_varint(p, e[i].offset);
+        p = put_varint(p, (uint64_t)e[i].data.len);
+        memcpy(p, e[i].data.buf, (size_t)e[i].data.len);
+        p += e[i].data.len;
+        memset(p, 0, (size_t)(e[i].payload_len - e[i].frame_len)); /* payload_len >= frame_len */
+        ok = aead_seal_raw(&SELF->aead, pn, out, hlen, payload, e[i].payload_len, payload) &&
+             hp_apply_raw(&SELF->hp, out, hs.len, pn_len);
+        out += hlen + e[i].payload_len + TAG_LENGTH;
+    }
+    Py_END_ALLOW_THREADS
+    SELF->busy = 0;
+    PyThread_release_lock(SELF->lock);
+    if (!ok)
+        FAIL_RESULT("packet protection failed");
+    else
+        result = PyTuple_Pack(2, buffer, sizes);
+done:
+    for (i = 0; e != NULL && i < n; i++)
+        release(&e[i].data);
+    PyMem_Free(e);
+    release(&hs);
+    Py_XDECREF(seq);
+    Py_XDECREF(buffer);
+    Py_XDECREF(sizes);
+    return result;
+}
+
 typedef struct {
     Py_ssize_t offset, length, pn_offset;
     PyObject *hdr, *pay;                /* owned until moved into the result */
@@ -752,6 +902,9 @@ static PyMethodDef pp_methods[] = {
     {"protect", FASTKW(pp_protect), "protect(header, payload, packet_number) -> protected packet"},
     {"protect_into", FASTKW(pp_protect_into), "protect_into(out, offset, header, payload, packet_number) -> int"},
     {"protect_batch", FASTKW(pp_protect_batch), "protect_batch([(header, payload, packet_number), ...]) -> bytes"},
+    {"protect_stream_run", FASTKW(pp_protect_stream_run),
+     "protect_stream_run(header_start, packet_number, [(stream_id, offset, data, fin), ...], room, pad_below)"
+     " -> (packets, sizes)"},
     {"unprotect", FASTKW(pp_unprotect), "unprotect(packet, pn_offset, largest_pn) -> (header, payload, pn)"},
     {"unprotect_batch", FASTKW(pp_unprotect_batch),
      "unprotect_batch(buffer, [(offset, length, pn_offset), ...], largest_pn) -> [result or None, ...]"},

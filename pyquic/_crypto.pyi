@@ -101,6 +101,19 @@ class PacketProtection:
     def protect_batch(self, packets: Sequence[tuple[Buffer, Buffer, int]]) -> bytes:
         """Protect many (header, payload, packet_number) packets that share these keys,
         in one call; returns the protected packets back to back (for one GSO write)."""
+    def protect_stream_run(
+        self, header_start: Buffer, packet_number: int, frames: Sequence[tuple[int, int, Buffer, bool]],
+        room: int, pad_below: int,
+    ) -> tuple[bytes, tuple[int, ...]]:
+        """The bulk sender's packets in one call: a 1-RTT packet per
+        (stream_id, offset, data, fin) frame, numbered from packet_number,
+        each header_start (first byte, whose low bits give the packet number
+        length, and the DCID) + the truncated packet number, each payload the
+        STREAM frame (with its length; the offset when not 0), zero-padded
+        (PADDING) to `room` when it falls short of it by less than pad_below,
+        and to the 4 - pn_len bytes a sample needs.  A frame longer than
+        `room` raises CryptoError.  Returns (the protected packets back to
+        back, their sizes): what protect_batch gives for the same packets."""
     def unprotect(self, packet: Buffer, pn_offset: int, largest_pn: int) -> tuple[bytes, bytes, int]:
         """Remove header protection and open one packet that fills `packet` exactly.
         The full packet number is decoded against `largest_pn` (RFC 9000 A.3; pass

@@ -289,6 +289,22 @@ def _check_protect(header: Buffer, payload_length: int) -> int:
     return pn_len
 
 
+def _varint(value: int) -> bytes:
+    """RFC 9000 §16, the shortest encoding (value < 2^62, checked by callers)."""
+    for length, prefix in ((1, 0), (2, 0x40), (4, 0x80), (8, 0xC0)):
+        if value < 1 << (8 * length - 2):
+            encoded = bytearray(value.to_bytes(length, "big"))
+            encoded[0] |= prefix
+            return bytes(encoded)
+    raise AssertionError("unreachable: values are below 2^62")
+
+
+def _stream_frame(stream_id: int, offset: int, data: Buffer, fin: bool) -> bytes:
+    """A STREAM frame with its length (RFC 9000 §19.8), the offset when not 0."""
+    frame_type = 0x08 | (0x04 if offset else 0) | 0x02 | (0x01 if fin else 0)
+    return bytes((frame_type,)) + _varint(stream_id) + (_varint(offset) if offset else b"") + _varint(len(data)) + bytes(data)
+
+
 class PacketProtection:
     """AEAD and header protection together: the per-packet path."""
 
@@ -355,6 +371,42 @@ class PacketProtection:
         if sum(len(h) + len(p) + TAG_LENGTH for h, _, p, _ in checked) > _MAX_LEN:
             raise CryptoError("batch is too long")
         return b"".join([part for c in checked for part in self._protect(*c)])
+
+    def protect_stream_run(
+        self, header_start: Buffer, packet_number: int, frames: Sequence[tuple[int, int, Buffer, bool]],
+        room: int, pad_below: int,
+    ) -> tuple[bytes, tuple[int, ...]]:
+        pn = _pn(packet_number)
+        room = _int(room, "room", 0, _MAX_LEN)
+        pad_below = _int(pad_below, "pad_below", 0, _MAX_LEN)
+        header_start = bytes(_view(header_start, "header_start"))
+        frames = tuple(frames)
+        if not 1 <= len(header_start) <= 64:
+            raise CryptoError(f"header_start of {len(header_start)} bytes: a first byte and a connection ID are 1 to 64")
+        if frames and pn + len(frames) - 1 >= _PN_LIMIT:
+            raise CryptoError("packet numbers would reach 2^62")
+        pn_len = (header_start[0] & 0x03) + 1
+        packets, sizes = [], []
+        for i, item in enumerate(frames):
+            if not isinstance(item, tuple) or len(item) != 4:
+                raise TypeError(f"frames[{i}] must be a (stream_id, offset, data, fin) tuple")
+            stream_id = _int(item[0], "stream_id", 0, _PN_LIMIT - 1)
+            offset = _int(item[1], "offset", 0, _PN_LIMIT - 1)
+            fin = bool(item[3])
+            data = _view(item[2], "data")
+            if len(data) > _PN_LIMIT - 1 - offset:
+                raise CryptoError("stream offset + length above 2^62 - 1")
+            frame = _stream_frame(stream_id, offset, data, fin)
+            if len(frame) > room:
+                raise CryptoError(f"frames[{i}]: a STREAM frame of {len(frame)} bytes does not fit in {room}")
+            length = room if 0 < room - len(frame) < pad_below else len(frame)
+            length = max(length, _PN_MAX_LENGTH - pn_len)
+            header = header_start + ((pn + i) & ((1 << (8 * pn_len)) - 1)).to_bytes(pn_len, "big")
+            packets.append((header, frame + bytes(length - len(frame)), pn + i))
+            sizes.append(len(header) + length + TAG_LENGTH)
+        if sum(sizes) > _MAX_LEN:
+            raise CryptoError("run is too long")
+        return self.protect_batch(packets), tuple(sizes)
 
     def _unprotect(self, packet: Buffer, pn_offset: int, largest_pn: int) -> tuple[bytes, bytes, int]:
         header, truncated = self._hp._remove(packet, pn_offset)

@@ -65,7 +65,9 @@ MIN_INITIAL_DATAGRAM = 1200  # RFC 9000 §14.1
 # A packet this close to full is padded to full so a GSO batch continues.
 PAD_TO_FULL_SLACK = 32
 # STREAM frames fetched at once for the packets of a burst.
-PREFETCH_PACKETS = 16
+PREFETCH_PACKETS = 64
+# Packets a STREAM-only run must have to be built in one protect_stream_run call.
+MIN_RUN = 2
 _HANDSHAKE_DONE = (K_HANDSHAKE_DONE,)
 _pack_bulk_header = struct.Struct(">BBIH").pack
 
@@ -707,6 +709,49 @@ class PacketBuilder(SentRecords):
                 if paced <= 0:
                     self.can_send_eliciting(now)  # sets the pacing timer
                     break
+                if validated and fetched < len(prefetched) and not self.pad_packet:
+                    # A run: the prefetched frames, as many as the window, the
+                    # pacer and this packet number length allow, built and
+                    # protected in one call.  Each packet is the one the
+                    # per-packet path below would make (sizes never above
+                    # mds, so the window check per packet cannot fail); the
+                    # last frame stays out when that path would try to fill
+                    # its packet up with more streams' data.
+                    available = len(prefetched) - fetched
+                    if streams.has_queued:
+                        stream_id, offset, data, fin = prefetched[-1]
+                        n = len(data)
+                        if room - (1 + varint_size(stream_id) + (varint_size(offset) if offset else 0)
+                                   + varint_size(n) + n) > PAD_TO_FULL_SLACK:
+                            available -= 1
+                    count = min(available, paced, pn_len_until - pn,
+                                (cc.congestion_window - cc.bytes_in_flight) // mds)
+                    if count >= MIN_RUN:
+                        if pn_len != header_pn_len:
+                            header_pn_len = pn_len
+                            header_start = bytes((0x40 | (phase << 2) | (pn_len - 1),)) + dcid
+                            pn_mask = (1 << (8 * pn_len)) - 1
+                        frames = prefetched[fetched : fetched + count]
+                        fetched += count
+                        buffer, sizes = protection.protect_stream_run(header_start, pn, frames, room,
+                                                                      PAD_TO_FULL_SLACK)
+                        for frame, size in zip(frames, sizes):
+                            records = [(K_STREAM, frame[0], frame[1], len(frame[2]), frame[3])]
+                            on_packet_sent(SentPacket(APPLICATION, pn, now, size, True, True, records, ecn))
+                            if qlog is not None:
+                                qlog.packet_sent(now, APPLICATION, pn, size, records)
+                            pn += 1
+                        space.next_pn = pn
+                        kp.sent_with_key += count
+                        paced -= count
+                        stats.packets_sent += count
+                        self.bytes_sent += len(buffer)
+                        first = False
+                        if batch:
+                            out.append((protection.protect_batch(batch), segment))
+                            batch = []
+                        _append_gso(out, buffer, sizes)
+                        continue
                 if fetched < len(prefetched):
                     frame = prefetched[fetched]
                     fetched += 1
@@ -781,6 +826,32 @@ class PacketBuilder(SentRecords):
             self.on_eliciting_sent(now)
         for frame in prefetched[fetched:]:
             streams.on_frame_lost(frame)  # taken but not sent: back to the stream
+
+
+def _append_gso(out: list, buffer: bytes, sizes: Sequence[int]) -> None:
+    """A run's packets as GSO batches by the per-packet path's rules:
+    datagrams of one size back to back, a larger one or the limits of one
+    write starting a new batch, a smaller one ending its batch
+    (merge_batches joins batches later where one write can carry more)."""
+    segment = sizes[0]
+    if len(buffer) == segment * len(sizes) and len(sizes) <= GSO_MAX_SEGMENTS and len(buffer) <= GSO_MAX_BYTES:
+        out.append((buffer, segment))  # all full: the usual case
+        return
+    view = memoryview(buffer)
+    start = at = count = 0
+    for size in sizes:
+        if count and (size > segment or count >= GSO_MAX_SEGMENTS or at - start + size > GSO_MAX_BYTES):
+            out.append((bytes(view[start:at]), segment))
+            start, count = at, 0
+        if not count:
+            segment = size
+        at += size
+        count += 1
+        if size < segment:
+            out.append((bytes(view[start:at]), segment))
+            start, count = at, 0
+    if count:
+        out.append((bytes(view[start:at]), segment))
 
 
 def _short_header(dcid: bytes, pn: int, pn_len: int, key_phase: int) -> bytes:
