@@ -173,3 +173,60 @@ def test_settings_decoder_raises_only_h3_errors(payload):
         assert exc.error_code in (H3ErrorCode.H3_FRAME_ERROR, H3ErrorCode.H3_SETTINGS_ERROR)
     else:
         assert f.decode_settings(f.encode_settings(settings_)) == settings_
+
+
+def _trace(parser: f.FrameParser, chunks: list, fin: bool) -> list:
+    """Every item, and what is buffered after each push, or the error."""
+    out: list = []
+    try:
+        for i, chunk in enumerate(chunks):
+            parser.push(chunk, fin and i == len(chunks) - 1)
+            out.append(("buffered", parser.buffered))
+            while (item := parser.next()) is not None:
+                out.append(tuple(bytes(x) if isinstance(x, (bytes, bytearray, memoryview)) else x for x in item))
+                out.append(("buffered", parser.buffered, parser.overhead))
+    except H3Error as exc:
+        out.append(("error", exc.error_code))
+    return out
+
+
+@st.composite
+def framed_streams(draw):
+    """Frames (mostly DATA, some HEADERS and unknown ones, sometimes cut short) split into chunks."""
+    data = b"".join(
+        f.encode_frame(draw(st.sampled_from([f.DATA, f.DATA, f.HEADERS, 0x21])), draw(st.binary(max_size=120)))
+        for _ in range(draw(st.integers(0, 6)))
+    )
+    data += draw(st.binary(max_size=4))  # perhaps a frame cut short
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=8)))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])], draw(st.booleans())
+
+
+@settings(max_examples=400, deadline=None)
+@given(framed_streams())
+def test_held_chunks_give_what_copied_ones_do(stream):
+    # bytes are held and handed out uncopied where they are DATA payload;
+    # a bytearray is always copied in: both must give the same items.
+    chunks, fin = stream
+    held = _trace(f.FrameParser(big_cap), chunks, fin)
+    copied = _trace(f.FrameParser(big_cap), [bytearray(c) for c in chunks], fin)
+    assert held == copied
+
+
+def test_data_payload_in_its_own_chunk_is_handed_out_uncopied():
+    parser = f.FrameParser(big_cap)
+    parser.push(f.encode_frame_header(f.DATA, 3000) + b"x" * 1000)
+    assert parser.next() == (f.FRAME_START, f.DATA, 3000)
+    assert parser.next() == (f.DATA_CHUNK, b"x" * 1000)
+    middle = b"y" * 1500
+    parser.push(middle)
+    item = parser.next()
+    assert item == (f.DATA_CHUNK, middle) and item[1] is middle
+    # The chunk that ends the frame and starts the next: the payload part, then the rest parsed.
+    parser.push(b"z" * 500 + f.encode_frame(f.DATA, b"abc"))
+    assert parser.next() == (f.DATA_CHUNK, b"z" * 500)
+    assert parser.buffered == 5
+    assert parser.next() == (f.FRAME_START, f.DATA, 3)
+    assert parser.next() == (f.DATA_CHUNK, b"abc")
+    assert parser.next() is None and parser.buffered == 0

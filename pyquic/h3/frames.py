@@ -169,11 +169,15 @@ class FrameParser:
     beyond it).  `signals` are types that, as the stream's first varint, are
     followed by one varint and then raw data (no frame structure)."""
 
-    __slots__ = ("_buf", "_state", "_type", "_remaining", "_fin", "_ended", "_started", "overhead",
+    __slots__ = ("_buf", "_held", "_state", "_type", "_remaining", "_fin", "_ended", "_started", "overhead",
                  "frame_cap", "signals")
 
     def __init__(self, frame_cap: Callable[[int], int], signals: frozenset = frozenset()) -> None:
         self._buf = bytearray()
+        # A bytes object pushed while _buf was empty, not copied yet: DATA
+        # payload (or raw data) it holds is handed out as it is, the rest
+        # joins _buf when a header or a buffered frame needs its bytes.
+        self._held: Optional[bytes] = None
         self._state = _HEADER
         self._type = 0
         self._remaining = 0
@@ -186,7 +190,8 @@ class FrameParser:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        held = self._held
+        return len(self._buf) + (len(held) if held is not None else 0)
 
     @property
     def fin_received(self) -> bool:
@@ -200,8 +205,18 @@ class FrameParser:
     def push(self, data: bytes, fin: bool = False) -> None:
         if self._fin and data:
             raise H3Error(H3ErrorCode.H3_FRAME_ERROR, "data after the end of the stream")
-        self._buf += data
+        if data:
+            if self._held is None and not self._buf and type(data) is bytes:
+                self._held = data
+            else:
+                self._unhold()
+                self._buf += data
         self._fin = self._fin or fin
+
+    def _unhold(self) -> None:
+        if self._held is not None:
+            self._buf += self._held
+            self._held = None
 
     def take_overhead(self) -> int:
         count, self.overhead = self.overhead, 0
@@ -210,6 +225,19 @@ class FrameParser:
     def next(self) -> Optional[tuple]:
         """The next item, or None until more bytes arrive.  Raises H3Error
         (H3_FRAME_ERROR) for a frame truncated by the end of the stream."""
+        held = self._held
+        if held is not None:  # _buf is empty
+            state = self._state
+            if state == _RAW or (state == _DATA and self._remaining):
+                n = len(held) if state == _RAW else min(len(held), self._remaining)
+                self._held = None
+                if n < len(held):
+                    self._buf += memoryview(held)[n:]
+                    held = held[:n]
+                if state == _DATA:
+                    self._remaining -= n
+                return (DATA_CHUNK if state == _DATA else RAW, held)
+            self._unhold()
         while True:
             buf = self._buf
             state = self._state
