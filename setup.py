@@ -78,7 +78,7 @@ ext_modules = []
 if not os.environ.get("PYQUIC_NO_EXTENSION"):
     ext_modules = [
         Extension("pyquic._crypto", sources=["pyquic/_crypto.c", "pyquic/_crypto_core.c"],
-                  depends=["pyquic/_crypto_core.h"], libraries=["crypto"], **STABLE_ABI),
+                  depends=["pyquic/_crypto_core.h", "pyquic/_crypto_pp.c.h"], libraries=["crypto"], **STABLE_ABI),
         # The receive path's parser of the common frames (pure-Python twin:
         # pyquic.frames.parse_frames_py); no OpenSSL.
         Extension("pyquic._frames", sources=["pyquic/_frames.c"], **STABLE_ABI),

@@ -41,5 +41,5 @@ EOF
 # 2 just before the process halts) would vanish into pytest's capture file.
 "$PYTHON" -m pytest -q -p no:cacheprovider --import-mode=importlib --capture=sys --rootdir "$REPO" \
     "$REPO/tests/test_crypto_vectors.py" "$REPO/tests/test_crypto_properties.py" \
-    "$REPO/tests/test_quic_frames_c.py" "$@"
+    "$REPO/tests/test_quic_frames_c.py" "$REPO/tests/test_crypto_stream_run.py" "$@"
 echo "asan.sh: OK"
