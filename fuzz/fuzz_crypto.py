@@ -6,7 +6,8 @@
 # cipher suite and keys (occasionally of a wrong length or an unknown suite),
 # one operation -- AEAD.open / seal / seal_into, HeaderProtection.mask /
 # apply / remove, PacketProtection.unprotect / unprotect_batch / protect /
-# protect_into / protect_batch, decode_packet_number -- and its arguments:
+# protect_into / protect_batch / protect_stream_run, decode_packet_number --
+# and its arguments:
 # arbitrary bytes, offsets, lengths and packet numbers drawn around their
 # boundaries (sample room, buffer ends, 2^62, 2^63, negative), inputs that
 # alias the `out` buffer, non-contiguous and read-only buffers, arguments of
@@ -162,7 +163,7 @@ def make_plan(data: bytes) -> tuple:
     plan = Plan(data)
     f = plan.fdp
     keys = plan.keys()
-    op = f.ConsumeIntInRange(0, 11)
+    op = f.ConsumeIntInRange(0, 12)
     out_len = f.ConsumeIntInRange(0, 400)
     out = bytes(f.ConsumeIntInRange(0, 255) for _ in range(min(out_len, 8))).ljust(out_len, b"\xa5")
     if op == 0:  # AEAD.open
@@ -236,6 +237,21 @@ def make_plan(data: bytes) -> tuple:
                 plan.wrong_kind = True
             packets.append(item)
         args = ("protect_batch", packets)
+    elif op == 12:  # PacketProtection.protect_stream_run
+        pn_len = f.ConsumeIntInRange(1, 4)
+        header_start = bytes((0x40 | f.ConsumeIntInRange(0, 7) << 2 | (pn_len - 1),)) + plan.data(24)
+        if f.ConsumeIntInRange(0, 15) == 15:
+            header_start = header_start[: f.ConsumeIntInRange(0, 1)] or plan.data(80)
+        frames = []
+        for _ in range(f.ConsumeIntInRange(0, 4)):
+            item = (plan.int_near(0, 3, 63, 64, PN_LIMIT - 1), plan.int_near(0, 1, 16383, 16384, PN_LIMIT - 100),
+                    plan.buffer(plan.data(120), out_len), f.ConsumeBool())
+            if f.ConsumeIntInRange(0, 31) == 31:
+                item = item[:3]
+                plan.wrong_kind = True
+            frames.append(item)
+        args = ("protect_stream_run", plan.buffer(header_start, out_len), plan.pn(), frames,
+                plan.int_near(0, 20, 100, 130, 1500), plan.int_near(0, 1, 32, 2000))
     else:
         pn_length = plan.int_near(1, 4)
         args = ("decode_packet_number", plan.int_near(0, 255, 65535), pn_length, plan.int_near(-1, 0, PN_LIMIT - 1))
