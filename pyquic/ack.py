@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
 
@@ -130,9 +130,10 @@ def _start(r: list[int]) -> int:
     return r[0]
 
 
-@dataclass(frozen=True, slots=True)
-class AckFrameData:
-    """What the next ACK frame says; the connection encodes it (§19.3)."""
+class AckFrameData(NamedTuple):
+    """What the next ACK frame says; the connection encodes it (§19.3).  A
+    NamedTuple: one is made for most bursts a bulk sender builds, and a
+    frozen dataclass's __init__ cost several times a tuple's."""
 
     ranges: tuple[tuple[int, int], ...]  # half-open, largest first, non-empty
     ack_delay: float  # seconds, as measured
