@@ -725,7 +725,8 @@ class PacketBuilder(SentRecords):
                                    + varint_size(n) + n) > PAD_TO_FULL_SLACK:
                             available -= 1
                     count = min(available, paced, pn_len_until - pn,
-                                (cc.congestion_window - cc.bytes_in_flight) // mds)
+                                (cc.congestion_window - cc.bytes_in_flight) // mds,
+                                GSO_MAX_BYTES // mds)  # one GSO write: the run's buffer goes out as it is
                     if count >= MIN_RUN:
                         if pn_len != header_pn_len:
                             header_pn_len = pn_len
