@@ -20,6 +20,8 @@ from cryptography.hazmat.backends.openssl import backend as _backend
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from .frames import stream_frame_header
+
 Buffer = Union[bytes, bytearray, memoryview]
 
 AES_128_GCM = 0x1301
@@ -289,22 +291,6 @@ def _check_protect(header: Buffer, payload_length: int) -> int:
     return pn_len
 
 
-def _varint(value: int) -> bytes:
-    """RFC 9000 §16, the shortest encoding (value < 2^62, checked by callers)."""
-    for length, prefix in ((1, 0), (2, 0x40), (4, 0x80), (8, 0xC0)):
-        if value < 1 << (8 * length - 2):
-            encoded = bytearray(value.to_bytes(length, "big"))
-            encoded[0] |= prefix
-            return bytes(encoded)
-    raise AssertionError("unreachable: values are below 2^62")
-
-
-def _stream_frame(stream_id: int, offset: int, data: Buffer, fin: bool) -> bytes:
-    """A STREAM frame with its length (RFC 9000 §19.8), the offset when not 0."""
-    frame_type = 0x08 | (0x04 if offset else 0) | 0x02 | (0x01 if fin else 0)
-    return bytes((frame_type,)) + _varint(stream_id) + (_varint(offset) if offset else b"") + _varint(len(data)) + bytes(data)
-
-
 class PacketProtection:
     """AEAD and header protection together: the per-packet path."""
 
@@ -396,7 +382,8 @@ class PacketProtection:
             data = _view(item[2], "data")
             if len(data) > _PN_LIMIT - 1 - offset:
                 raise CryptoError("stream offset + length above 2^62 - 1")
-            frame = _stream_frame(stream_id, offset, data, fin)
+            # The project's own STREAM frame codec: the C code must agree with it.
+            frame = stream_frame_header(stream_id, offset, len(data), fin) + bytes(data)
             if len(frame) > room:
                 raise CryptoError(f"frames[{i}]: a STREAM frame of {len(frame)} bytes does not fit in {room}")
             length = room if 0 < room - len(frame) < pad_below else len(frame)

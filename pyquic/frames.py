@@ -382,6 +382,12 @@ def stream_frame_header(stream_id: int, offset: int, length: int, fin: bool, *, 
     return bytes((frame_type,)) + parts
 
 
+def stream_frame_size(stream_id: int, offset: int, length: int) -> int:
+    """The encoded size of a STREAM frame with its length and `length` data
+    bytes (the offset field only when not 0): what stream_frame_header + data make."""
+    return 1 + _varint_size(stream_id) + (_varint_size(offset) if offset else 0) + _varint_size(length) + length
+
+
 def crypto_frame_header(offset: int, length: int) -> bytes:
     """The CRYPTO frame up to its data."""
     if offset + length > MAX_OFFSET:

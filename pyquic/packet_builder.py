@@ -46,6 +46,7 @@ from .frames import (
     RetireConnectionId,
     crypto_frame_header,
     stream_frame_header,
+    stream_frame_size,
 )
 from .packet import PacketType, encode_long_header, packet_number_length
 from .recovery import PacketNumberSpace, SentPacket
@@ -662,9 +663,8 @@ class PacketBuilder(SentRecords):
         dcid_len = len(dcid)
         # packet_number_length(): 2 * (pn - pn_base) must fit in pn_len bytes.
         pn_base = largest_acked if largest_acked is not None and largest_acked >= 0 else -1
-        pn_len = pn_len_until = 0
-        header_pn_len = pn_mask = 0
-        header_start = b""
+        pn_len = pn_len_until = pn_mask = 0
+        header_start = b""  # the header up to the packet number, made again when its length changes
         prefetched: list = []  # STREAM frames taken for this burst
         fetched = 0  # ... of which this many were put in packets
         while True:
@@ -679,6 +679,8 @@ class PacketBuilder(SentRecords):
             if pn >= pn_len_until:  # the length holds up to pn_len_until (once per length, not per packet)
                 pn_len = packet_number_length(pn, largest_acked)
                 pn_len_until = pn_base + (1 << (8 * pn_len - 1))
+                header_start = bytes((0x40 | (phase << 2) | (pn_len - 1),)) + dcid
+                pn_mask = (1 << (8 * pn_len)) - 1
             header_len = 1 + dcid_len + pn_len
             room = size_limit - header_len - TAG
             if not calm and (
@@ -719,19 +721,13 @@ class PacketBuilder(SentRecords):
                     # its packet up with more streams' data.
                     available = len(prefetched) - fetched
                     if streams.has_queued:
-                        stream_id, offset, data, fin = prefetched[-1]
-                        n = len(data)
-                        if room - (1 + varint_size(stream_id) + (varint_size(offset) if offset else 0)
-                                   + varint_size(n) + n) > PAD_TO_FULL_SLACK:
+                        last = prefetched[-1]
+                        if room - stream_frame_size(last.stream_id, last.offset, len(last.data)) > PAD_TO_FULL_SLACK:
                             available -= 1
                     count = min(available, paced, pn_len_until - pn,
                                 (cc.congestion_window - cc.bytes_in_flight) // mds,
                                 GSO_MAX_BYTES // mds)  # one GSO write: the run's buffer goes out as it is
                     if count >= MIN_RUN:
-                        if pn_len != header_pn_len:
-                            header_pn_len = pn_len
-                            header_start = bytes((0x40 | (phase << 2) | (pn_len - 1),)) + dcid
-                            pn_mask = (1 << (8 * pn_len)) - 1
                         frames = prefetched[fetched : fetched + count]
                         fetched += count
                         buffer, sizes = protection.protect_stream_run(header_start, pn, frames, room,
@@ -796,10 +792,6 @@ class PacketBuilder(SentRecords):
                 padded = True
             self.pad_packet = False
             size = header_len + payload_len + TAG
-            if pn_len != header_pn_len:  # the header up to the packet number, once per length
-                header_pn_len = pn_len
-                header_start = bytes((0x40 | (phase << 2) | (pn_len - 1),)) + dcid
-                pn_mask = (1 << (8 * pn_len)) - 1
             header = header_start + (pn & pn_mask).to_bytes(pn_len, "big")
             space.next_pn = pn + 1
             kp.sent_with_key += 1
@@ -830,28 +822,27 @@ class PacketBuilder(SentRecords):
 
 
 def _append_gso(out: list, buffer: bytes, sizes: Sequence[int]) -> None:
-    """A run's packets as GSO batches by the per-packet path's rules:
-    datagrams of one size back to back, a larger one or the limits of one
-    write starting a new batch, a smaller one ending its batch
-    (merge_batches joins batches later where one write can carry more)."""
+    """A run's packets as GSO batches by the per-packet path's rules: datagrams
+    of one size back to back, a larger one starting a new batch, a smaller one
+    ending its batch (merge_batches joins batches later where one write can
+    carry more).  A run fits one GSO write: the builder bounds its length."""
     segment = sizes[0]
-    if len(buffer) == segment * len(sizes) and len(sizes) <= GSO_MAX_SEGMENTS and len(buffer) <= GSO_MAX_BYTES:
+    if len(buffer) == segment * len(sizes):
         out.append((buffer, segment))  # all full: the usual case
         return
     view = memoryview(buffer)
-    start = at = count = 0
+    start = at = 0
     for size in sizes:
-        if count and (size > segment or count >= GSO_MAX_SEGMENTS or at - start + size > GSO_MAX_BYTES):
+        if at > start and size > segment:
             out.append((bytes(view[start:at]), segment))
-            start, count = at, 0
-        if not count:
+            start = at
+        if at == start:
             segment = size
         at += size
-        count += 1
         if size < segment:
             out.append((bytes(view[start:at]), segment))
-            start, count = at, 0
-    if count:
+            start = at
+    if at > start:
         out.append((bytes(view[start:at]), segment))
 
 
